@@ -1,0 +1,41 @@
+# contrastkit: every target sets itself up; all targets are idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Where Debian data packages are extracted when we cannot apt-get install (not root).
+CONTRASTKIT_DATA ?= $(HOME)/.cache/contrastkit
+export CONTRASTKIT_DATA
+
+.PHONY: setup data test demo lint bench clean
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[all,dev]'
+	touch $@
+
+data: $(VENV)/.data-installed
+
+$(VENV)/.data-installed: $(VENV)/.installed
+	bash scripts/install_data.sh $(PY)
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+
+demo: setup
+	$(PY) examples/simclr_fashion_mnist.py --budget-minutes 3
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks examples
+
+bench: setup
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
