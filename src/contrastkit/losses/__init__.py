@@ -1,0 +1,53 @@
+"""Contrastive and classification losses, all on one masked InfoNCE core (:mod:`contrastkit.losses.info_nce`).
+
+Functions take raw embeddings (L2-normalised inside) and have ``nn.Module`` wrappers with the same arguments:
+
+* :func:`info_nce` / :class:`InfoNCELoss`: anchors [N, d] vs keys [M, d] with bool positive/negative masks;
+  :func:`info_nce_with_mask_fn` builds the masks per block of rows (no N x M tensor with ``chunk_size``);
+* :func:`nt_xent` / :class:`NTXentLoss`: SimCLR (Chen et al. 2020);
+* :func:`supcon` / :class:`SupConLoss`: supervised contrastive L_out (Khosla et al. 2020);
+* :func:`dcl` / :class:`DCLLoss`: decoupled contrastive loss (Yeh et al. 2022);
+* :func:`cross_view_info_nce` / :class:`CrossViewInfoNCELoss`: DirectCLR's cross-view InfoNCE (Jing et al.
+  2022);
+* :func:`focal_loss` / :class:`FocalLoss`: softmax focal loss (Lin et al. 2017).
+
+The batch-contrastive losses take ``gather_distributed`` (exact DDP gradients, see
+:mod:`contrastkit.distributed`) and ``chunk_size`` (bounded memory).
+"""
+
+from __future__ import annotations
+
+from contrastkit.losses.cross_view import CrossViewInfoNCELoss, cross_view_info_nce
+from contrastkit.losses.dcl import DCLLoss, dcl
+from contrastkit.losses.focal import FocalLoss, focal_loss
+from contrastkit.losses.info_nce import (
+    Denominator,
+    InfoNCELoss,
+    MaskFn,
+    Reduction,
+    info_nce,
+    info_nce_with_mask_fn,
+    masked_logsumexp,
+)
+from contrastkit.losses.nt_xent import NTXentLoss, nt_xent
+from contrastkit.losses.supcon import SupConLoss, supcon
+
+__all__ = [
+    "CrossViewInfoNCELoss",
+    "DCLLoss",
+    "Denominator",
+    "FocalLoss",
+    "InfoNCELoss",
+    "MaskFn",
+    "NTXentLoss",
+    "Reduction",
+    "SupConLoss",
+    "cross_view_info_nce",
+    "dcl",
+    "focal_loss",
+    "info_nce",
+    "info_nce_with_mask_fn",
+    "masked_logsumexp",
+    "nt_xent",
+    "supcon",
+]

@@ -1,0 +1,84 @@
+r"""NT-Xent, the SimCLR loss (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
+Representations", eq. 1).
+
+For two views ``z1, z2`` [B, d] of B samples, let ``u = normalize(cat(z1, z2))`` [2B, d] and
+``s_ij = <u_i, u_j> / tau``. Anchor ``i`` has one positive ``p(i)`` (the other view of the same sample) and
+the 2B - 2 other embeddings of both views as negatives; the self-pair is excluded::
+
+    loss_i = -log( exp(s_{i p(i)}) / sum_{k != i} exp(s_ik) )        L = (1/2B) sum_i loss_i
+
+The denominator holds the positive and the 2B - 2 negatives (lightly ``NTXentLoss`` semantics; default tau
+0.5). Under ``gather_distributed`` the local 2B anchors are contrasted with the keys of all ranks and the mean
+is taken so that DDP's gradient averaging reproduces the single-process global-batch gradient exactly
+(``contrastkit.distributed``; anchors.md §3.2).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from contrastkit.losses._two_view import check_views, two_view_setup
+from contrastkit.losses.info_nce import Reduction, anchor_losses, check_options, reduce_anchor_losses
+
+__all__ = ["NTXentLoss", "nt_xent"]
+
+
+def nt_xent(
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float = 0.5,
+    *,
+    gather_distributed: bool = False,
+    chunk_size: int | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """SimCLR NT-Xent loss of two views ``z1, z2`` [B, d] (raw embeddings; L2-normalised inside).
+
+    Args:
+        z1, z2: [B, d] embeddings of view 1 and view 2; row i of both is the same sample. B >= 2.
+        temperature: tau > 0 (SimCLR / lightly default 0.5).
+        gather_distributed: contrast the local anchors with the embeddings of all DDP ranks (exact gradients).
+        chunk_size: anchor rows per block, bounding memory to O(chunk_size * 2B) in forward and backward.
+        reduction: ``"mean"`` (over the 2B local anchors, globally normalised under DDP), ``"sum"`` or
+            ``"none"`` ([2B]: rows of z1 first, then z2).
+
+    Returns:
+        Scalar loss (or [2B] for ``reduction="none"``).
+    """
+    check_views(z1, z2, gather_distributed)
+    check_options(temperature, chunk_size, reduction)
+    anchors, keys, mask_fn = two_view_setup(z1, z2, gather_distributed)
+    loss, valid = anchor_losses(anchors, keys, mask_fn, temperature, chunk_size=chunk_size, denominator="all")
+    return reduce_anchor_losses(loss, valid, reduction, mean_over_ranks=gather_distributed)
+
+
+class NTXentLoss(nn.Module):
+    """Module form of :func:`nt_xent`: ``NTXentLoss(temperature=0.5)(z1, z2)``."""
+
+    def __init__(
+        self,
+        temperature: float = 0.5,
+        *,
+        gather_distributed: bool = False,
+        chunk_size: int | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        check_options(temperature, chunk_size, reduction)
+        self.temperature = temperature
+        self.gather_distributed = gather_distributed
+        self.chunk_size = chunk_size
+        self.reduction: Reduction = reduction
+
+    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+        return nt_xent(
+            z1,
+            z2,
+            self.temperature,
+            gather_distributed=self.gather_distributed,
+            chunk_size=self.chunk_size,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, gather_distributed={self.gather_distributed}"
