@@ -1,0 +1,58 @@
+"""Batched tensor augmentations and view pipelines (whole batches on the batch's device, no per-image loops).
+
+Input everywhere: float images ``[B, C, H, W]`` in [0, 1]. Every random op takes ``generator=None`` (global
+RNG of the images' device) or a ``torch.Generator`` (reproducible views).
+"""
+
+from __future__ import annotations
+
+from contrastkit.augment.blur import (
+    GaussianBlur,
+    blur_separable,
+    default_blur_kernel_size,
+    gaussian_kernels_1d,
+)
+from contrastkit.augment.color import (
+    LUMA_WEIGHTS,
+    BrightnessContrast,
+    ColorJitter,
+    RandomGrayscale,
+    Solarize,
+    luma,
+    rotate_hue,
+)
+from contrastkit.augment.geometry import (
+    CropParams,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    RandomVerticalFlip,
+    resample_crops,
+)
+from contrastkit.augment.pipeline import ViewPipeline, multi_view
+from contrastkit.augment.pixel import GaussianNoise, Normalize
+from contrastkit.augment.presets import mocov2_views, simclr_views
+
+__all__ = [
+    "LUMA_WEIGHTS",
+    "BrightnessContrast",
+    "ColorJitter",
+    "CropParams",
+    "GaussianBlur",
+    "GaussianNoise",
+    "Normalize",
+    "RandomGrayscale",
+    "RandomHorizontalFlip",
+    "RandomResizedCrop",
+    "RandomVerticalFlip",
+    "Solarize",
+    "ViewPipeline",
+    "blur_separable",
+    "default_blur_kernel_size",
+    "gaussian_kernels_1d",
+    "luma",
+    "mocov2_views",
+    "multi_view",
+    "resample_crops",
+    "rotate_hue",
+    "simclr_views",
+]
