@@ -1,0 +1,34 @@
+"""Data floor: in-memory image sets, offline dataset loaders and deterministic stratified splitters.
+
+Nothing in this package downloads; see ``registry`` for the installed datasets and ``datasets.md`` for
+sources.
+"""
+
+from __future__ import annotations
+
+from contrastkit.data.dataset import ImageDataset
+from contrastkit.data.folders import ImageFolder
+from contrastkit.data.npz import load_npz
+from contrastkit.data.registry import DatasetInfo, DatasetNotInstalledError, available, load
+from contrastkit.data.splits import (
+    label_fraction_indices,
+    long_tailed_counts,
+    long_tailed_indices,
+    scale_profile,
+    stratified_split,
+)
+
+__all__ = [
+    "DatasetInfo",
+    "DatasetNotInstalledError",
+    "ImageDataset",
+    "ImageFolder",
+    "available",
+    "label_fraction_indices",
+    "load",
+    "load_npz",
+    "long_tailed_counts",
+    "long_tailed_indices",
+    "scale_profile",
+    "stratified_split",
+]
