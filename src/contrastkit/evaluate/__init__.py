@@ -1,0 +1,40 @@
+"""Evaluation of frozen representations: features, weighted kNN, linear probe, clustering, spectrum, metrics.
+
+Pure torch + numpy + scikit-learn (no lightning). Typical use::
+
+    train_z = extract_features(backbone, train_images)
+    test_z = extract_features(backbone, test_images)
+    acc = knn_accuracy(train_z, train_y, test_z, test_y, k=200, temperature=0.1)
+    probe = linear_probe(train_z, train_y, test_z, test_y)
+    scores = cluster_scores(test_z, test_y, method="gmm")
+    erank = effective_rank(torch.nn.functional.normalize(test_z, dim=1))
+"""
+
+from __future__ import annotations
+
+from contrastkit.evaluate.classification import balanced_accuracy, macro_f1, ovr_auc
+from contrastkit.evaluate.clustering import cluster_assignments, cluster_scores, mean_cluster_scores
+from contrastkit.evaluate.features import extract_features, module_device
+from contrastkit.evaluate.knn import knn_accuracy, knn_predict, knn_scores
+from contrastkit.evaluate.linear import LinearProbeResult, linear_probe
+from contrastkit.evaluate.spectrum import dead_units, effective_rank, embedding_spectrum, rank_at_threshold
+
+__all__ = [
+    "extract_features",
+    "module_device",
+    "knn_scores",
+    "knn_predict",
+    "knn_accuracy",
+    "LinearProbeResult",
+    "linear_probe",
+    "macro_f1",
+    "balanced_accuracy",
+    "ovr_auc",
+    "cluster_assignments",
+    "cluster_scores",
+    "mean_cluster_scores",
+    "embedding_spectrum",
+    "effective_rank",
+    "rank_at_threshold",
+    "dead_units",
+]
