@@ -1,0 +1,85 @@
+"""The example and the benchmark scripts run end to end (tiny settings, sklearn digits)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _script_folders_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As when run as scripts: their own folder is importable (benchmarks/pil_views.py)."""
+    for folder in ("examples", "benchmarks"):
+        monkeypatch.syspath_prepend(str(ROOT / folder))
+
+
+def load_script(relative: str) -> ModuleType:
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plain_loop_example_trains_and_evaluates() -> None:
+    accuracy = load_script("examples/simclr_plain_loop.py").main(
+        ["--dataset", "digits", "--steps", "3", "--batch-size", "32", "--width", "0.125"]
+    )
+    assert 0.3 < accuracy <= 1.0  # chance is 0.1: features and labels are aligned
+
+
+def test_budget_benchmark_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = load_script("benchmarks/simclr_budget.py").main(
+        [
+            "--dataset",
+            "digits",
+            "--max-steps",
+            "4",
+            "--batch-size",
+            "32",
+            "--width",
+            "0.125",
+            "--eval-every",
+            "1e9",
+            "--linear-epochs",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
+    saved = json.loads(out.read_text())
+    assert saved["steps"] == 4 and saved["images_seen"] == 128
+    assert saved["knn_top1"] == pytest.approx(result["knn_top1"]) and 0.3 < saved["knn_top1"] <= 1.0
+    assert len(saved["curve"]) == 1 and 0.0 <= saved["linear_top1"] <= 1.0
+
+
+def test_budget_benchmark_with_pil_views(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
+    result = load_script("benchmarks/simclr_budget.py").main(
+        [
+            "--dataset",
+            "digits",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "16",
+            "--width",
+            "0.125",
+            "--eval-every",
+            "1e9",
+            "--linear-epochs",
+            "2",
+            "--pil-views",
+            "--workers",
+            "0",
+        ]
+    )
+    assert result["steps"] == 2
