@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from contrastkit._checks import check_images, check_positive
 from contrastkit.augment import ViewPipeline, multi_view
 from contrastkit.losses import nt_xent
-from contrastkit.methods.base import Batch, split_batch
+from contrastkit.methods.base import Batch, ViewBatch, split_batch
 from contrastkit.models import SimCLRProjectionHead
 
 
@@ -28,8 +28,8 @@ class SimCLR(nn.Module):
 
     Args:
         backbone: module mapping ``[B, C, H, W]`` to ``[B, D]`` with a ``num_features`` attribute (``D``).
-        views: the view pipeline; each call draws fresh random views. ``None`` means the batch already holds the
-            two views, as a tuple ``(view1, view2)``.
+        views: the view pipeline; each call draws fresh random views. ``None`` means every batch already holds the
+            two views, as a tuple ``(view1, view2)`` or a :class:`ViewBatch`.
         projection_dim: output size of the projection head (128 in the paper).
         hidden_dim: hidden size of the 2-layer head (``None``: the backbone's ``num_features``, as in the paper).
         temperature: NT-Xent temperature (0.5 in the paper's CIFAR setting; 0.1-0.2 for large batches).
@@ -67,25 +67,40 @@ class SimCLR(nn.Module):
         """The representation ``h = f(x)`` used for evaluation, ``[B, num_features]``."""
         return self.backbone(x)
 
-    def make_views(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Two views ``[B, C, H, W]`` each, from raw images (``views`` set) or a ready ``(view1, view2)`` pair."""
+    def make_views(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Two random views ``[B, C, H, W]`` of ``images`` from the view pipeline (``generator``: its random draws)."""
+        if self.views is None:
+            raise ValueError("SimCLR(views=None) has no view pipeline: pass ready views or construct it with views=")
+        images = check_images("images", images)
+        if images.shape[0] < 2:
+            raise ValueError("SimCLR needs a batch of at least 2 images (every image is a negative for the others)")
+        view1, view2 = multi_view(images, 2, self.views, generator=generator)
+        return view1, view2
+
+    def _views_of(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        if isinstance(batch, ViewBatch):
+            if len(batch.views) != 2:
+                raise ValueError(f"SimCLR trains on 2 views, got a ViewBatch with {len(batch.views)}")
+            return check_images("view1", batch.views[0]), check_images("view2", batch.views[1])
         if self.views is None:
             if not isinstance(batch, (tuple, list)) or len(batch) < 2:
                 raise ValueError("SimCLR(views=None) expects batches of two ready views (view1, view2)")
             return check_images("view1", batch[0]), check_images("view2", batch[1])
         images, _ = split_batch(batch)
-        images = check_images("images", images)
-        if images.shape[0] < 2:
-            raise ValueError(
-                "SimCLR needs a batch of at least 2 images (every image is a negative for the others)"
-            )
-        view1, view2 = multi_view(images, 2, self.views)
-        return view1, view2
+        return self.make_views(images)
 
     def training_step(self, batch: Batch) -> dict[str, Tensor]:
-        """One step: views, one forward of both views together, NT-Xent. Returns ``{"loss": ...}``."""
-        view1, view2 = self.make_views(batch)
-        z = self(torch.cat([view1, view2]))
+        """One step: views, one forward of both views together, NT-Xent.
+
+        Returns ``{"loss": ..., "embeddings": detached backbone features of view 1 [B, D]}``.
+        """
+        view1, view2 = self._views_of(batch)
+        if view1.shape[0] < 2 or view1.shape != view2.shape:
+            raise ValueError(
+                f"SimCLR needs two views of the same >= 2 images, got {tuple(view1.shape)} and {tuple(view2.shape)}"
+            )
+        features = self.backbone(torch.cat([view1, view2]))
+        z = self.projection_head(features)
         z1, z2 = z.chunk(2)
         loss = nt_xent(z1, z2, temperature=self.temperature, gather_distributed=self.gather_distributed)
-        return {"loss": loss}
+        return {"loss": loss, "embeddings": features[: view1.shape[0]].detach()}

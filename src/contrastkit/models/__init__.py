@@ -1,9 +1,17 @@
-"""Backbones (ResNet-18/34/50, DC ConvNet), heads and the backbone registry. Pure torch."""
+"""Backbones (ResNet-18/34/50, DC ConvNet), heads, the backbone registry and backbone export. Pure torch."""
 
 from __future__ import annotations
 
+from contrastkit._io import CheckpointError
 from contrastkit.models.backbone import Backbone, check_image_batch
 from contrastkit.models.convnet import ConvNet
+from contrastkit.models.export import (
+    export_backbone,
+    load_backbone,
+    read_backbone_file,
+    strip_wrapper_prefixes,
+    unwrap_model,
+)
 from contrastkit.models.heads import (
     LinearClassifier,
     MoCoV2ProjectionHead,
@@ -14,13 +22,16 @@ from contrastkit.models.heads import (
 from contrastkit.models.norm import group_norm_groups, make_norm2d
 from contrastkit.models.registry import BACKBONES, backbone_from_config, build_backbone
 from contrastkit.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from contrastkit.models.sync_batchnorm import GlobalBatchNorm, convert_to_global_batchnorm
 
 __all__ = [
     "BACKBONES",
     "Backbone",
     "BasicBlock",
     "Bottleneck",
+    "CheckpointError",
     "ConvNet",
+    "GlobalBatchNorm",
     "LinearClassifier",
     "MoCoV2ProjectionHead",
     "PredictionHead",
@@ -30,9 +41,15 @@ __all__ = [
     "backbone_from_config",
     "build_backbone",
     "check_image_batch",
+    "convert_to_global_batchnorm",
+    "export_backbone",
     "group_norm_groups",
+    "load_backbone",
     "make_norm2d",
+    "read_backbone_file",
     "resnet18",
     "resnet34",
     "resnet50",
+    "strip_wrapper_prefixes",
+    "unwrap_model",
 ]

@@ -46,9 +46,7 @@ def check_image_batch(x: object, in_channels: int, image_size: tuple[int, int] |
         got = f"a {type(x).__name__}"
     hw = "H, W" if image_size is None else f"{image_size[0]}, {image_size[1]}"
     size = "" if image_size is None else f" and image_size={tuple(image_size)}"
-    raise ValueError(
-        f"expected [B, {in_channels}, {hw}] float images for in_channels={in_channels}{size}, got {got}"
-    )
+    raise ValueError(f"expected [B, {in_channels}, {hw}] float images for in_channels={in_channels}{size}, got {got}")
 
 
 class Backbone(nn.Module):

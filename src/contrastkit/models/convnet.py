@@ -131,9 +131,7 @@ class ConvNet(Backbone):
             pad = first_padding if d == 0 else 1
             h, w = h + 2 * pad - 2, w + 2 * pad - 2
             if h < 1 or w < 1:
-                raise ValueError(
-                    f"image_size {self.image_size} is too small for depth {depth}; lower the depth"
-                )
+                raise ValueError(f"image_size {self.image_size} is too small for depth {depth}; lower the depth")
             layers += [nn.Conv2d(c_in, width, 3, padding=pad), _make_norm(norm, width, h, w)]
             layers.append(_make_activation(activation))
             if pooling != "none":
@@ -147,9 +145,7 @@ class ConvNet(Backbone):
         self.features = nn.Sequential(*layers)
         self.feature_shape: tuple[int, int, int] = (width, h, w)
         self.num_features = width * h * w
-        self.classifier: nn.Linear | None = (
-            None if num_classes is None else nn.Linear(self.num_features, num_classes)
-        )
+        self.classifier: nn.Linear | None = None if num_classes is None else nn.Linear(self.num_features, num_classes)
 
     def check_input(self, x: object) -> Tensor:
         """Raise a one-line ValueError unless ``x`` is ``[B, in_channels, *image_size]`` floats."""

@@ -56,9 +56,7 @@ class ProjectionHead(nn.Module):
             got = f"shape {tuple(x.shape)} dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"expected [B, {self.in_dim}] float features for this head, got {got}")
         if self._has_batch_norm and self.training and x.shape[0] < 2:
-            raise ValueError(
-                f"a head with BatchNorm in train mode needs a batch of >= 2 rows, got {x.shape[0]}"
-            )
+            raise ValueError(f"a head with BatchNorm in train mode needs a batch of >= 2 rows, got {x.shape[0]}")
         return self.layers(x)
 
 

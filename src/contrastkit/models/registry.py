@@ -37,9 +37,7 @@ def build_backbone(name: str, **kwargs: Any) -> Backbone:
 def backbone_from_config(config: Mapping[str, Any]) -> Backbone:
     """Rebuild a backbone from ``Backbone.config`` (``{"name": str, "kwargs": dict}``); no weights loaded."""
     if not isinstance(config, Mapping) or not isinstance(config.get("name"), str):
-        raise ValueError(
-            f"config must be a dict {{'name': str, 'kwargs': dict}} (Backbone.config), got {config!r}"
-        )
+        raise ValueError(f"config must be a dict {{'name': str, 'kwargs': dict}} (Backbone.config), got {config!r}")
     kwargs = config.get("kwargs", {})
     if not isinstance(kwargs, Mapping):
         raise ValueError(f"config['kwargs'] must be a dict, got {type(kwargs).__name__}")

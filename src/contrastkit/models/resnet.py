@@ -39,9 +39,7 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(
-        self, in_planes: int, planes: int, stride: int = 1, dilation: int = 1, norm: str = "batch"
-    ) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, dilation: int = 1, norm: str = "batch") -> None:
         super().__init__()
         bias = norm == "none"
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, padding=dilation, dilation=dilation, bias=bias)
@@ -68,9 +66,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(
-        self, in_planes: int, planes: int, stride: int = 1, dilation: int = 1, norm: str = "batch"
-    ) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, dilation: int = 1, norm: str = "batch") -> None:
         super().__init__()
         bias = norm == "none"
         out_planes = planes * self.expansion
@@ -217,9 +213,7 @@ class ResNet(Backbone):
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):
                     conv, norm = m.last_layers()
-                    nn.init.zeros_(
-                        norm.weight if isinstance(norm, (nn.BatchNorm2d, nn.GroupNorm)) else conv.weight
-                    )
+                    nn.init.zeros_(norm.weight if isinstance(norm, (nn.BatchNorm2d, nn.GroupNorm)) else conv.weight)
 
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         """The 4 stage outputs ``[B, stage_channels[i], H / stage_strides[i], W / stage_strides[i]]``."""

@@ -1,0 +1,141 @@
+"""``contrastkit``: train, evaluate, export, list datasets, reproduce papers.
+
+Every error caused by the input (config, data, checkpoint, paths) prints one line ``contrastkit: error: ...`` and
+exits with code 2; a run whose loss diverges exits with code 3 and keeps its last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="contrastkit", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    t = sub.add_parser("train", help="train a method from a YAML config")
+    t.add_argument("config", help="YAML config, e.g. configs/simclr_fashion_mnist.yaml")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config keys, e.g. --set optim.lr=1e-3 trainer.max_epochs=5",
+    )
+    t.add_argument("--out", default=None, help="run directory (default: runs/<config name>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.ckpt")
+    e = sub.add_parser("evaluate", help="evaluate a run's backbone with frozen-feature protocols")
+    e.add_argument("run_dir")
+    e.add_argument("--protocol", default="all", choices=["knn", "linear", "nmi", "all"])
+    e.add_argument("--checkpoint", default="last", choices=["last", "best"])
+    x = sub.add_parser("export", help="write a run's backbone as a standalone file for load_backbone")
+    x.add_argument("run_dir")
+    x.add_argument("--out", required=True, help="output file, e.g. backbone.pt")
+    x.add_argument("--checkpoint", default="last", choices=["last", "best"])
+    sub.add_parser("datasets", help="list the datasets, whether they are installed and how to install them")
+    r = sub.add_parser("reproduce", help="run a paper's reproduction: arms x seeds -> results.json, report.md")
+    r.add_argument("name", nargs="?", help="experiment name (omit to list them)")
+    r.add_argument("--quick", action="store_true", help="the short version (minutes on a CPU)")
+    r.add_argument("--seeds", type=int, default=3)
+    r.add_argument("--out", default=None, help="output folder (default: docs/results/<name>)")
+    return p
+
+
+def _train(args: argparse.Namespace) -> int:
+    from contrastkit.train.config import load_config
+    from contrastkit.train.loop import fit
+
+    if not Path(args.config).is_file():
+        raise ValueError(f"config file not found: {args.config}")
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / cfg.name
+    fit(cfg, out, resume=args.resume, command="contrastkit " + shlex.join(sys.argv[1:]))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from contrastkit.train.run_dir import evaluate_run
+
+    result = evaluate_run(args.run_dir, args.protocol, args.checkpoint)
+    print(f"{'metric':14s} {'value':>8s}  protocol")
+    for name, value in result["metrics"].items():
+        print(f"{name:14s} {value:8.4f}  {result['protocols'][name]}")
+    print(f"written to {Path(args.run_dir) / 'evaluation.json'}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from contrastkit.train.run_dir import export_run
+
+    path = export_run(args.run_dir, args.out, args.checkpoint)
+    print(f"backbone written to {path}; load it with contrastkit.models.load_backbone({str(path)!r})")
+    return 0
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from contrastkit.data import available
+
+    print(f"{'dataset':14s} {'installed':9s} {'splits':36s} install")
+    for info in available():
+        splits = ", ".join(f"{k} {v}" for k, v in info.splits.items())
+        print(
+            f"{info.name:14s} {'yes' if info.installed else 'no':9s} {splits:36s} "
+            f"{'' if info.installed else info.install_hint}"
+        )
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from contrastkit.reproduce import list_experiments, run_experiment
+
+    if args.name is None:
+        names = list_experiments()
+        print("experiments: " + (", ".join(names) if names else "none registered yet"))
+        return 0
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    out = Path(args.out) if args.out else Path("docs/results") / args.name
+    run_experiment(
+        args.name,
+        seeds=args.seeds,
+        quick=args.quick,
+        out=out,
+        command="contrastkit " + shlex.join(sys.argv[1:]),
+        progress=print,
+    )
+    print(f"results: {out / 'results.json'}, report: {out / 'report.md'}")
+    return 0
+
+
+_COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "datasets": _datasets, "reproduce": _reproduce}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("contrastkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # one line for the user; the exit code tells what kind of failure it was
+        from contrastkit.train.loop import NonFiniteLossError
+
+        if isinstance(err, NonFiniteLossError):
+            print(f"contrastkit: error: {err}", file=sys.stderr)
+            return EXIT_DIVERGED
+        if isinstance(err, (ValueError, FileNotFoundError, PermissionError, ImportError)):
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            print(f"contrastkit: error: {message}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""What a reproduction is: arms x seeds of a run function, metrics with their protocols, and claims with verdicts.
+
+A method issue adds one module under ``contrastkit/reproduce/experiments/`` that builds an :class:`Experiment` and
+calls :func:`register_experiment` at import time; :func:`get_experiment` and :func:`list_experiments` import every
+module of that package on first use. Heavy or optional imports (lightning, torch_geometric, data) belong inside
+the ``run`` function, so that listing experiments stays cheap::
+
+    def run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
+        ...  # train with arm.setting, evaluate, return {"knn_top1": 0.81, ...}
+
+    def claims(rows):
+        verdict, evidence = compare_arms(rows, "knn_top1", "hard_negatives", "baseline")
+        return [Claim("Hard negatives raise kNN top-1 (Table 2)", verdict, evidence)]
+
+    register_experiment(Experiment(
+        name="hcsc_hard_negatives", description="HCSC Table 2 ablation on Fashion-MNIST",
+        arms=[Arm("baseline", {"hard": False}), Arm("hard_negatives", {"hard": True})],
+        metrics=[Metric("knn_top1", "kNN top-1 (k=200, T=0.1, cosine, test split)")],
+        run=run, claims=claims, primary_metric="knn_top1"))
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from contrastkit.reproduce.stats import VERDICTS
+
+__all__ = [
+    "Arm",
+    "Metric",
+    "Claim",
+    "Experiment",
+    "register_experiment",
+    "get_experiment",
+    "list_experiments",
+    "unregister_experiment",
+]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One condition of an experiment: a ``name`` and the JSON-able ``setting`` its ``run`` reads."""
+
+    name: str
+    setting: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"an arm needs a non-empty name, got {self.name!r}")
+        try:
+            json.dumps(dict(self.setting), allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"arm {self.name!r}: setting must be JSON-serialisable ({err})") from err
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A reported metric: its key in ``run``'s result, how it was measured, and its direction."""
+
+    name: str
+    protocol: str
+    higher_is_better: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.protocol:
+            raise ValueError(f"metric {self.name!r} needs a name and a protocol text (e.g. 'kNN top-1, k=200, ...')")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper, its verdict (``"reproduced" | "not reproduced" | "inconclusive"``) and the evidence."""
+
+    claim: str
+    verdict: str
+    evidence: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"claim verdict must be one of {list(VERDICTS)}, got {self.verdict!r}")
+        if not self.claim or not self.evidence:
+            raise ValueError("a claim needs a non-empty 'claim' and 'evidence'")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"claim": self.claim, "verdict": self.verdict, "evidence": self.evidence}
+
+
+RunFn = Callable[[Arm, int, bool], Mapping[str, float]]
+ClaimsFn = Callable[[list[dict[str, Any]]], Sequence[Claim]]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A reproduction: ``run(arm, seed, quick) -> {metric: value}`` over ``arms`` x seeds, then ``claims(rows)``.
+
+    ``arms[0]`` is the baseline that the report pairs every other arm against. ``rows`` passed to ``claims`` are
+    ``{"arm", "setting", "seed", "metrics"}`` dicts; :func:`contrastkit.reproduce.compare_arms` turns two arms into
+    a verdict. ``quick=True`` asks ``run`` for a smoke-test budget (seconds, not minutes).
+    """
+
+    name: str
+    description: str
+    arms: Sequence[Arm]
+    metrics: Sequence[Metric]
+    run: RunFn
+    claims: ClaimsFn
+    primary_metric: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"experiment name must be letters, digits, '_' or '-', got {self.name!r}")
+        arm_names = [arm.name for arm in self.arms]
+        if not arm_names or len(set(arm_names)) != len(arm_names):
+            raise ValueError(f"experiment {self.name!r} needs at least one arm and unique arm names, got {arm_names}")
+        metric_names = [m.name for m in self.metrics]
+        if not metric_names or len(set(metric_names)) != len(metric_names):
+            raise ValueError(f"experiment {self.name!r} needs unique metrics, got {metric_names}")
+        if self.primary_metric not in metric_names:
+            raise ValueError(f"primary_metric {self.primary_metric!r} is not among the metrics {metric_names}")
+        if not callable(self.run) or not callable(self.claims):
+            raise ValueError(f"experiment {self.name!r}: run and claims must be callables")
+
+    def metric(self, name: str) -> Metric | None:
+        """The declared :class:`Metric` called ``name`` (None for an undeclared extra metric)."""
+        return next((m for m in self.metrics if m.name == name), None)
+
+
+_REGISTRY: dict[str, Experiment] = {}
+_DISCOVERED = False
+
+
+def _discover() -> None:
+    """Import every module of ``contrastkit.reproduce.experiments`` once (they register themselves)."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    package = importlib.import_module("contrastkit.reproduce.experiments")
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def register_experiment(experiment: Experiment, *, replace: bool = False) -> Experiment:
+    """Add ``experiment`` to the registry under its name (ValueError on a duplicate unless ``replace``)."""
+    if not isinstance(experiment, Experiment):
+        raise ValueError(f"register_experiment takes an Experiment, got {type(experiment).__name__}")
+    if experiment.name in _REGISTRY and not replace and _REGISTRY[experiment.name] is not experiment:
+        raise ValueError(f"experiment {experiment.name!r} is already registered; pick another name or replace=True")
+    _REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def unregister_experiment(name: str) -> None:
+    """Remove ``name`` from the registry (no-op when absent); for tests."""
+    _REGISTRY.pop(name, None)
+
+
+def list_experiments() -> list[str]:
+    """Sorted names of the registered experiments (built-in ones included)."""
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get_experiment(name: str) -> Experiment:
+    """The registered experiment ``name``; ValueError listing the registered names when unknown."""
+    _discover()
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "none yet"
+        raise ValueError(f"unknown experiment {name!r}; registered: {known}")
+    return _REGISTRY[name]

@@ -1,0 +1,121 @@
+"""Run an experiment's arms x seeds, record every row as it finishes, and judge its claims.
+
+``out/results.json`` follows the contract of ``contrastkit reproduce`` (checked by ``tools/validate_results.py``)::
+
+    {"experiment": str, "command": str, "seconds": float,
+     "rows": [{"arm": str, "setting": {...}, "seed": int, "metrics": {name: float}}],
+     "claims": [{"claim": str, "verdict": "reproduced" | "not reproduced" | "inconclusive", "evidence": str}]}
+
+Seeds run in the outer loop (seed 0 for every arm, then seed 1, ...), so a run that stops early still holds complete
+pairs for the finished seeds. results.json is rewritten atomically after every row; when a run raises, the finished
+rows stay (with ``"claims": []``, which the validator rejects: an unfinished run is no reproduction), report.md
+says where it stopped, and the exception propagates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from contrastkit._io import atomic_write_text, check_writable_dir
+from contrastkit.reproduce.experiment import Claim, Experiment, get_experiment
+from contrastkit.reproduce.report import write_reproduction_report
+
+__all__ = ["run_experiment"]
+
+
+def _check_metrics(experiment: Experiment, arm: str, seed: int, metrics: object) -> dict[str, float]:
+    """``run``'s result as ``{name: float}``: every declared metric present, every value a finite number."""
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError(f"{experiment.name}: run({arm!r}, seed={seed}) must return a non-empty dict of metrics")
+    missing = [m.name for m in experiment.metrics if m.name not in metrics]
+    if missing:
+        raise ValueError(f"{experiment.name}: run({arm!r}, seed={seed}) did not return the declared metrics {missing}")
+    out: dict[str, float] = {}
+    for name, value in metrics.items():
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(
+                f"{experiment.name}: run({arm!r}, seed={seed}) gave {name}={value!r}; metrics must be finite numbers "
+                "(record a divergence as its own metric, e.g. diverged=1.0)"
+            )
+        out[str(name)] = float(value)
+    return out
+
+
+def _write(out: Path, results: dict[str, Any]) -> None:
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
+
+
+def run_experiment(
+    name_or_experiment: str | Experiment,
+    *,
+    seeds: int = 3,
+    quick: bool = False,
+    out: str | Path,
+    command: str,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run every arm of the experiment with seeds ``0 .. seeds-1``; write ``out/results.json`` and ``out/report.md``.
+
+    Args:
+        name_or_experiment: a registered name or an :class:`Experiment`.
+        seeds: number of seeds per arm (>= 3 for a verdict other than "inconclusive").
+        quick: passed to ``run``: a smoke-test budget.
+        out: output directory (created); gets results.json, report.md and plots/<metric>.png.
+        command: the command line that reproduces this run (recorded in both files).
+        progress: called with one line per finished row (e.g. ``print``).
+
+    Returns:
+        The results dict written to ``out/results.json``.
+    """
+    experiment = name_or_experiment
+    if not isinstance(experiment, Experiment):
+        experiment = get_experiment(experiment)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
+    if not isinstance(command, str) or not command:
+        raise ValueError("command must be the non-empty command line that reproduces the run")
+    directory = check_writable_dir(out, what="output directory")
+    results: dict[str, Any] = {"experiment": experiment.name, "command": command, "seconds": 0.0, "rows": [],
+                               "claims": []}
+    start = time.perf_counter()
+    current = ("", -1)
+    try:
+        for seed in range(seeds):
+            for arm in experiment.arms:
+                current = (arm.name, seed)
+                t0 = time.perf_counter()
+                metrics = _check_metrics(experiment, arm.name, seed, experiment.run(arm, seed, quick))
+                results["rows"].append({"arm": arm.name, "setting": dict(arm.setting), "seed": seed,
+                                        "metrics": metrics})
+                results["seconds"] = time.perf_counter() - start
+                _write(directory, results)
+                if progress is not None:
+                    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+                    took = time.perf_counter() - t0
+                    progress(f"[{experiment.name}] arm={arm.name} seed={seed}: {shown} ({took:.1f}s)")
+        current = ("claims", -1)
+        claims = list(experiment.claims([dict(row) for row in results["rows"]]))
+        if not claims or not all(isinstance(c, Claim) for c in claims):
+            raise ValueError(f"{experiment.name}: claims(rows) must return a non-empty list of Claim")
+        results["claims"] = [c.to_dict() for c in claims]
+    except BaseException as err:
+        results["seconds"] = time.perf_counter() - start
+        _write(directory, results)
+        where = "judging the claims" if current[0] == "claims" else f"arm {current[0]!r} seed {current[1]}"
+        try:
+            write_reproduction_report(experiment, results, directory, quick=quick,
+                                      failure=f"{type(err).__name__} at {where}: {err}")
+        except Exception:  # the report of a failed run must never hide the original error
+            pass
+        raise
+    results["seconds"] = time.perf_counter() - start
+    _write(directory, results)
+    write_reproduction_report(experiment, results, directory, quick=quick)
+    return results

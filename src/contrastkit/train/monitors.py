@@ -1,0 +1,94 @@
+"""Online monitors: a stop-gradient linear probe trained beside the method, and held-out kNN / effective rank.
+
+``TrainModule`` wraps a method with the online classifier (solo-learn's online linear protocol: a linear layer on
+detached backbone features of the first view, trained with cross-entropy at every step). Its gradients never reach
+the backbone, so it measures the representation without changing it. ``evaluate_monitors`` embeds the held-out
+split and a (sub-sampled) training memory bank and reports weighted kNN accuracy (Wu et al. 2018), the
+effective rank of the held-out embeddings (Roy & Vetterli 2007) and the online classifier's held-out accuracy.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from contrastkit import accel
+from contrastkit.data import ImageDataset
+from contrastkit.evaluate import effective_rank, extract_features, knn_accuracy
+from contrastkit.methods import ViewBatch
+from contrastkit.train.config import MonitorConfig
+
+
+class TrainModule(nn.Module):
+    """A method plus its online linear classifier; ``training_step`` returns the sum of both losses."""
+
+    def __init__(self, method: nn.Module, num_classes: int | None) -> None:
+        super().__init__()
+        self.method = method
+        num_features = int(getattr(method.backbone, "num_features", 0))
+        self.online_classifier = nn.Linear(num_features, num_classes) if num_classes else None
+
+    def training_step(self, batch: ViewBatch) -> dict[str, Tensor]:
+        out = self.method.training_step(batch)
+        loss = out["loss"]
+        logs = {k: v.detach() for k, v in out.items() if k != "embeddings" and v.ndim == 0}
+        embeddings = out.get("embeddings")
+        if self.online_classifier is not None and batch.labels is not None and embeddings is not None:
+            logits = self.online_classifier(embeddings.detach().float())
+            online_loss = F.cross_entropy(logits, batch.labels)
+            logs["online_linear_loss"] = online_loss.detach()
+            logs["online_linear_train_top1"] = (logits.argmax(1) == batch.labels).float().mean()
+            loss = loss + online_loss
+        logs["loss"] = out["loss"].detach()
+        return {"total": loss, **logs}
+
+
+def evaluate_monitors(
+    module: TrainModule,
+    train: ImageDataset,
+    held_out: ImageDataset,
+    cfg: MonitorConfig,
+    device: torch.device,
+    precision: str,
+    seed: int,
+) -> tuple[dict[str, float], Tensor]:
+    """Held-out monitors; returns ``(metrics, held-out features [N, D])``. Leaves the module in train mode."""
+    backbone = module.method.backbone
+    bank = train
+    if cfg.knn_max_train is not None and len(train) > cfg.knn_max_train:
+        generator = torch.Generator().manual_seed(seed)
+        bank = train.subset(torch.randperm(len(train), generator=generator)[: cfg.knn_max_train])
+    with accel.autocast(device, precision):
+        f_held = extract_features(backbone, held_out.images, batch_size=1024, device=device)
+        f_bank = (
+            extract_features(backbone, bank.images, batch_size=1024, device=device)
+            if bank.labels is not None and held_out.labels is not None
+            else None
+        )
+    metrics: dict[str, float] = {}
+    if f_bank is not None:
+        metrics["knn_top1"] = knn_accuracy(
+            f_bank, bank.labels, f_held, held_out.labels, k=cfg.knn_k, temperature=cfg.knn_temperature
+        )
+    if cfg.effective_rank:
+        metrics["effective_rank"] = effective_rank(f_held)
+    if module.online_classifier is not None and held_out.labels is not None:
+        with torch.no_grad():
+            weight = module.online_classifier.weight.detach().float().cpu()
+            bias = module.online_classifier.bias.detach().float().cpu()
+            predictions = (f_held @ weight.T + bias).argmax(1)
+        metrics["online_linear_top1"] = float((predictions == held_out.labels.cpu()).float().mean())
+    module.train()
+    return metrics, f_held
+
+
+def monitor_protocols(cfg: MonitorConfig, split: str, bank_size: int) -> dict[str, str]:
+    """How each monitor metric is measured, for reports."""
+    return {
+        "knn_top1": f"weighted kNN top-1 (k={cfg.knn_k}, T={cfg.knn_temperature}, cosine; memory bank: "
+        f"{bank_size} training images; queries: the {split} split)",
+        "effective_rank": f"exp(entropy) of the covariance spectrum of the {split}-split backbone features",
+        "online_linear_top1": f"online linear probe top-1 on the {split} split (stop-gradient linear layer trained "
+        "on view-1 features during pre-training)",
+    }

@@ -1,0 +1,169 @@
+"""The reproduction runner on a toy experiment: contract, report, verdicts, crash safety, registry, statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from contrastkit.reproduce import (
+    Arm,
+    Claim,
+    Experiment,
+    Metric,
+    compare_arms,
+    get_experiment,
+    list_experiments,
+    mean_std,
+    paired_differences,
+    paired_t_test,
+    register_experiment,
+    run_experiment,
+    unregister_experiment,
+)
+
+VALIDATOR = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "validate_results.py"
+EFFECT = {"a": 0.0, "b": 1.0, "null": 0.0, "worse": -1.0}
+
+
+def _toy_run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
+    """Score = seed-level noise shared by all arms (sd 1) + the arm's effect + arm-specific noise (sd 0.05)."""
+    shared = np.random.default_rng(seed).normal()
+    own = np.random.default_rng([seed, list(EFFECT).index(arm.name)]).normal(scale=0.05)
+    score = 10.0 + shared + arm.setting["effect"] + (0.0 if arm.name == "a" else own)
+    return {"score": float(score), "seconds": 0.01}
+
+
+def _toy_claims(rows: list[dict]) -> list[Claim]:
+    return [
+        Claim(f"{arm} beats a on score", *compare_arms(rows, "score", arm, "a")) for arm in ("b", "null", "worse")
+    ] + [Claim("b beats a by more than 5 points", *compare_arms(rows, "score", "b", "a", min_margin=5.0))]
+
+
+def _toy(name: str = "toy_effect", run=_toy_run) -> Experiment:
+    return Experiment(
+        name=name,
+        description="Toy: arm b = a + 1, null = a, worse = a - 1, plus small per-arm noise.",
+        arms=[Arm(n, {"effect": e}) for n, e in EFFECT.items()],
+        metrics=[Metric("score", "toy score: 10 + seed noise + arm effect")],
+        run=run,
+        claims=_toy_claims,
+        primary_metric="score",
+    )
+
+
+def test_run_writes_contract_report_and_verdicts(tmp_path: Path) -> None:
+    results = run_experiment(_toy(), seeds=3, out=tmp_path, command="contrastkit reproduce toy_effect --seeds 3")
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk == results
+    assert set(on_disk) == {"experiment", "command", "seconds", "rows", "claims"}
+    assert [(r["arm"], r["seed"]) for r in on_disk["rows"][:5]] == [("a", 0), ("b", 0), ("null", 0), ("worse", 0),
+                                                                      ("a", 1)]
+    assert on_disk["rows"][1]["setting"] == {"effect": 1.0}
+    if VALIDATOR.exists():
+        done = subprocess.run([sys.executable, str(VALIDATOR), str(tmp_path / "results.json")], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    verdicts = {c["claim"]: c["verdict"] for c in on_disk["claims"]}
+    assert verdicts["b beats a on score"] == "reproduced"
+    assert verdicts["null beats a on score"] in ("not reproduced", "inconclusive")
+    assert verdicts["worse beats a on score"] == "not reproduced"
+    assert verdicts["b beats a by more than 5 points"] == "not reproduced"
+
+    report = (tmp_path / "report.md").read_text()
+    b_scores = [r["metrics"]["score"] for r in on_disk["rows"] if r["arm"] == "b"]
+    stats = mean_std(b_scores)
+    assert f"| b | {stats.mean:.4g} ± {stats.std:.4g} | 3 |" in report
+    diffs = list(paired_differences(on_disk["rows"], "score", "b", "a").values())
+    d = mean_std(diffs)
+    assert f"| b − a | {d.mean:+.4g} ± {d.std:.4g} | 3 | 3/3 seeds higher |" in report
+    assert "| worse − a |" in report and "0/3 seeds higher" in report
+    assert "**reproduced**" in report and "## Verdict rule" in report
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
+        assert (tmp_path / link).read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "plots" / "score.png").exists() and (tmp_path / "plots" / "seconds.png").exists()
+
+
+def test_crash_keeps_finished_rows_and_propagates(tmp_path: Path) -> None:
+    def flaky(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
+        if seed == 2 and arm.name == "b":
+            raise RuntimeError("out of memory")
+        return _toy_run(arm, seed, quick)
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_experiment(_toy("toy_flaky", flaky), seeds=3, out=tmp_path, command="cmd")
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["arm"], r["seed"]) for r in saved["rows"]] == [(a, s) for s in (0, 1) for a in EFFECT] + [("a", 2)]
+    assert saved["claims"] == [] and saved["seconds"] > 0
+    assert "Run incomplete: RuntimeError at arm 'b' seed 2: out of memory" in (tmp_path / "report.md").read_text()
+
+
+def test_non_finite_or_missing_metric_is_rejected(tmp_path: Path) -> None:
+    def diverged(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
+        return {"score": math.nan}
+
+    with pytest.raises(ValueError, match="must be finite numbers"):
+        run_experiment(_toy("toy_nan", diverged), seeds=1, out=tmp_path, command="cmd")
+    with pytest.raises(ValueError, match="declared metrics \\['score'\\]"):
+        run_experiment(_toy("toy_missing", lambda arm, seed, quick: {"other": 1.0}), seeds=1, out=tmp_path,
+                       command="cmd")
+
+
+def test_registry_lookup_and_errors() -> None:
+    experiment = register_experiment(_toy("toy_registered"))
+    try:
+        assert get_experiment("toy_registered") is experiment
+        assert "toy_registered" in list_experiments()
+        with pytest.raises(ValueError, match="unknown experiment 'nope'; registered: .*toy_registered"):
+            get_experiment("nope")
+        with pytest.raises(ValueError, match="already registered"):
+            register_experiment(_toy("toy_registered"))
+    finally:
+        unregister_experiment("toy_registered")
+    with pytest.raises(ValueError, match="primary_metric"):
+        Experiment("x", "", [Arm("a")], [Metric("m", "p")], _toy_run, _toy_claims, primary_metric="other")
+    with pytest.raises(ValueError, match="unique arm names"):
+        Experiment("x", "", [Arm("a"), Arm("a")], [Metric("m", "p")], _toy_run, _toy_claims, primary_metric="m")
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        Claim("c", "probably", "e")
+
+
+def _rows(values: dict[str, list[float]]) -> list[dict]:
+    return [{"arm": arm, "setting": {}, "seed": s, "metrics": {"m": v}} for arm, vs in values.items()
+            for s, v in enumerate(vs)]
+
+
+def test_paired_t_test_matches_scipy_and_rule_edges() -> None:
+    from scipy.stats import ttest_rel
+
+    a, b = [1.0, 2.0, 3.5, 2.2], [1.4, 2.3, 3.6, 3.0]
+    t, p_greater, p_less = paired_t_test([y - x for x, y in zip(a, b, strict=True)])
+    reference = ttest_rel(b, a, alternative="greater")
+    assert math.isclose(t, reference.statistic, rel_tol=1e-12)
+    assert math.isclose(p_greater, reference.pvalue, rel_tol=1e-10)
+    assert math.isclose(p_less, ttest_rel(b, a, alternative="less").pvalue, rel_tol=1e-10)
+    stats = mean_std(a)
+    assert math.isclose(stats.std, float(np.std(a, ddof=1)), rel_tol=1e-12) and math.isnan(mean_std([1.0]).std)
+
+    # Identical results on every seed: a clear null.
+    rows = _rows({"base": [1.0, 2.0, 3.0], "same": [1.0, 2.0, 3.0]})
+    assert compare_arms(rows, "m", "same", "base")[0] == "not reproduced"
+    # A consistent gain with two seeds is still too few for a test.
+    rows = _rows({"base": [1.0, 2.0], "new": [2.0, 3.1]})
+    verdict, evidence = compare_arms(rows, "m", "new", "base")
+    assert verdict == "inconclusive" and "fewer than 3 seeds" in evidence
+    # Lower is better (an error rate): the new arm halves it on every seed.
+    rows = _rows({"base": [0.20, 0.30, 0.25], "new": [0.10, 0.16, 0.12]})
+    assert compare_arms(rows, "m", "new", "base", higher_is_better=False)[0] == "reproduced"
+    assert compare_arms(rows, "m", "new", "base")[0] == "not reproduced"
+    # Noisy, mixed-sign differences: inconclusive.
+    rows = _rows({"base": [1.0, 2.0, 3.0, 4.0], "new": [1.5, 1.6, 3.4, 3.8]})
+    assert compare_arms(rows, "m", "new", "base")[0] == "inconclusive"
+    with pytest.raises(ValueError, match="no rows for arm 'ghost'"):
+        compare_arms(rows, "m", "ghost", "base")

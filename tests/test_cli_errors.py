@@ -1,0 +1,118 @@
+"""Bad input to the CLI: one line on stderr, exit code 2, and nothing that existed is changed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from contrastkit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "configs" / "tiny_test.yaml")
+QUICK = ["trainer.max_steps=2", "data.eval_split=null", "monitor.knn_every_epochs=0"]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a finished tiny run and the user files the cases below point at."""
+    root = tmp_path_factory.mktemp("cli_errors")
+    assert main(["train", TINY, "--out", str(root / "run"), "--set", *QUICK]) == 0
+    (root / "bad.yaml").write_text("data: [unclosed\n")
+    (root / "list.yaml").write_text("- a\n- b\n")
+    folder = root / "folder" / "cat"
+    folder.mkdir(parents=True)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (root / "empty").mkdir()
+    np.savez(root / "neg_labels.npz", images=np.zeros((40, 8, 8), np.uint8), labels=-np.ones(40, np.int64))
+    np.savez(root / "few.npz", images=np.zeros((10, 8, 8), np.uint8), labels=np.zeros(10, np.int64))
+    np.savez(root / "no_images.npz", x=np.zeros((40, 8, 8), np.uint8))
+    (root / "afile").write_text("a file, not a directory")
+    (root / "notarun").mkdir()
+    return root
+
+
+def train(*args: str) -> Callable[[Path], list[str]]:
+    return lambda w: ["train", TINY, "--out", str(w / "fresh"), "--set", *QUICK, *args]
+
+
+CASES: dict[str, Callable[[Path], list[str]]] = {
+    "missing config file": lambda w: ["train", str(w / "nope.yaml")],
+    "config is not valid YAML": lambda w: ["train", str(w / "bad.yaml")],
+    "config top level is not a mapping": lambda w: ["train", str(w / "list.yaml")],
+    "unknown key": train("optim.lrr=0.1"),
+    "wrong type": train("optim.lr=fast"),
+    "value out of range": train("data.batch_size=1"),
+    "bad choice": train("trainer.precision=fp8"),
+    "bad override syntax": train("optim.lr"),
+    "missing dataset": train("data.name=cifar10"),
+    "corrupt image in a folder dataset": lambda w: train(
+        "data.name=folder", f"data.path={w / 'folder'}", "data.image_size=8", "data.channels=1"
+    )(w),
+    "empty folder": lambda w: train("data.name=folder", f"data.path={w / 'empty'}")(w),
+    "missing npz file": lambda w: train("data.name=npz", f"data.path={w / 'nope.npz'}")(w),
+    "npz without the images key": lambda w: train("data.name=npz", f"data.path={w / 'no_images.npz'}")(w),
+    "labels out of range": lambda w: train("data.name=npz", f"data.path={w / 'neg_labels.npz'}")(w),
+    "batch larger than the dataset": lambda w: train("data.name=npz", f"data.path={w / 'few.npz'}")(w),
+    "wrong channel count": train("data.channels=2"),
+    "run dir not writable": lambda w: ["train", TINY, "--out", str(w / "afile" / "run"), "--set", *QUICK],
+    "run dir already holds a run": lambda w: ["train", TINY, "--out", str(w / "run"), "--set", *QUICK],
+    "resume without a checkpoint": lambda w: ["train", TINY, "--out", str(w / "notarun"), "--resume"],
+    "resume with another architecture": lambda w: [
+        "train",
+        TINY,
+        "--out",
+        str(w / "run"),
+        "--resume",
+        "--set",
+        *QUICK,
+        "model.width=0.25",
+    ],
+    "evaluate a folder that is not a run": lambda w: ["evaluate", str(w / "notarun")],
+    "export from a folder that is not a run": lambda w: ["export", str(w / "notarun"), "--out", str(w / "b.pt")],
+    "export into a missing directory": lambda w: ["export", str(w / "run"), "--out", str(w / "no" / "dir" / "b.pt")],
+    "unknown experiment": lambda w: ["reproduce", "no-such-paper"],
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_gives_one_line_exit_2_and_changes_nothing(
+    case: str, work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(work)
+    code = main(CASES[case](work))
+    err = capsys.readouterr().err.strip()
+    assert code == 2, (case, err)
+    assert err.startswith("contrastkit: error: ") and "\n" not in err, err
+    assert "Traceback" not in err
+    after = snapshot(work)
+    assert {k: v for k, v in after.items() if k in before} == before, "an existing file was changed"
+    assert not any(k.endswith(".ckpt") for k in set(after) - set(before)), "a checkpoint was written"
+
+
+def test_corrupt_checkpoint_is_refused_and_kept(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = work / "corrupt_run"
+    run.mkdir(exist_ok=True)
+    (run / "config.yaml").write_bytes((work / "run" / "config.yaml").read_bytes())
+    (run / "checkpoints").mkdir(exist_ok=True)
+    good = (work / "run" / "checkpoints" / "last.ckpt").read_bytes()
+    (run / "checkpoints" / "last.ckpt").write_bytes(good[: len(good) // 2])
+    before = snapshot(run)
+    assert main(["train", TINY, "--out", str(run), "--resume", "--set", *QUICK]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+    assert snapshot(run) == before
+
+
+def test_at_least_fifteen_cases() -> None:
+    assert len(CASES) + 1 >= 15
