@@ -28,9 +28,13 @@ $(VENV)/.data-installed: $(VENV)/.installed
 test: setup
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
-# The main job on bundled data: SimCLR on Fashion-MNIST for a 3-minute training budget, then kNN and linear probe.
+# The main job on bundled data: SimCLR on Fashion-MNIST for a 5-minute training budget, then frozen-feature
+# evaluation; the run directory (report.md with plots) is runs/demo.
 demo: setup
-	$(PY) benchmarks/simclr_budget.py --budget-minutes 3 --eval-every 60 --out runs/demo/results.json
+	rm -rf runs/demo
+	$(VENV)/bin/contrastkit train configs/simclr_fashion_mnist.yaml --out runs/demo --set trainer.time_budget_minutes=5
+	$(VENV)/bin/contrastkit evaluate runs/demo --protocol all
+	@echo "report: runs/demo/report.md"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -28,6 +28,7 @@ from torch import Tensor
 
 __all__ = [
     "all_reduce_sum",
+    "all_reduce_with_grad",
     "gather_no_grad",
     "gather_with_grad",
     "is_distributed",
@@ -132,6 +133,31 @@ def gather_no_grad(x: Tensor) -> Tensor:
         return x.detach()
     with torch.no_grad():
         return _all_gather_padded(x.detach(), local_sizes(x.shape[0], x.device))
+
+
+class _AllReduceWithGrad(torch.autograd.Function):
+    """all_reduce(SUM) in forward and in backward (the gradient of a sum over ranks w.r.t. each addend)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:  # type: ignore[override]
+        out = x.contiguous().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        total = grad.contiguous().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+
+def all_reduce_with_grad(x: Tensor) -> Tensor:
+    """Sum of ``x`` over ranks, differentiable: the backward pass sums the incoming gradients over ranks too, so
+    a statistic pooled over all ranks (e.g. global batch-norm moments) back-propagates exactly. ``x`` itself when
+    not distributed."""
+    if not _active():
+        return x
+    return _AllReduceWithGrad.apply(x)
 
 
 def all_reduce_sum(x: Tensor) -> Tensor:

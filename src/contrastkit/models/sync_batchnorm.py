@@ -1,10 +1,11 @@
 """Batch normalisation over the global batch of all ranks, on any device and backend (gloo on CPU included).
 
-``torch.nn.SyncBatchNorm`` only runs on accelerators; this one computes the statistics with one differentiable
-all-reduce of ``[sum x, sum x^2, count]`` per channel, so two CPU processes holding half the batch each normalise
-exactly as one process holding the whole batch (Ioffe & Szegedy 2015, statistics over the global batch):
+``torch.nn.SyncBatchNorm`` only runs on accelerators; this one computes the statistics with two differentiable
+all-reduces per layer (``[sum x, count]``, then the centred ``sum (x - mean)^2``), so two CPU processes holding
+half the batch each normalise exactly as one process holding the whole batch (Ioffe & Szegedy 2015, over the
+global batch):
 
-    mean_c = (sum_r sum_i x_ric) / n,   var_c = (sum_r sum_i x_ric^2) / n - mean_c^2,
+    mean_c = (sum_r sum_i x_ric) / n,   var_c = (sum_r sum_i (x_ric - mean_c)^2) / n,
     y = (x - mean_c) / sqrt(var_c + eps) * gamma_c + beta_c,   n = number of values per channel on all ranks.
 
 The all-reduce's backward sums the gradients over ranks, so gradients equal the single-process ones after DDP's
@@ -30,16 +31,16 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(input)
         if not (self.training and distributed.world_size() > 1):
             return super().forward(input)
-        from torch.distributed.nn.functional import all_reduce  # differentiable all-reduce (sum)
-
         channels = input.shape[1]
         dims = [0, *range(2, input.dim())]
-        x = input.float()
-        count = x.new_tensor([input.numel() / channels])
-        stats = all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
-        total = stats[-1]
-        mean = stats[:channels] / total
-        var = (stats[channels : 2 * channels] / total - mean * mean).clamp(min=0.0)
+        x = input.to(torch.promote_types(input.dtype, torch.float32))
+        # two passes (mean, then centred second moment), each one all-reduce: stable where E[x^2] - E[x]^2 is not
+        first = distributed.all_reduce_with_grad(torch.cat([x.sum(dims), x.new_tensor([input.numel() / channels])]))
+        total = first[-1]
+        mean = first[:channels] / total
+        shape = [1, channels] + [1] * (input.dim() - 2)
+        centred = x - mean.view(shape)
+        var = distributed.all_reduce_with_grad((centred * centred).sum(dims)) / total
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 self.num_batches_tracked += 1
@@ -47,8 +48,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
                 unbiased = var * (total / (total - 1).clamp(min=1.0))
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
-        shape = [1, channels] + [1] * (input.dim() - 2)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = centred * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.to(input.dtype)
@@ -57,19 +57,16 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 def convert_to_global_batchnorm(module: nn.Module) -> nn.Module:
     """Replace every ``BatchNorm1d/2d/3d`` in ``module`` by :class:`GlobalBatchNorm`, keeping weights and stats."""
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
+        like = next(iter([*module.parameters(), *module.buffers()]), None)
+        factory = (
+            {} if like is None else {"device": like.device, "dtype": like.dtype if like.is_floating_point() else None}
+        )
         new = GlobalBatchNorm(
-            module.num_features,
-            module.eps,
-            module.momentum,
-            module.affine,
-            module.track_running_stats,
-            device=None,
-            dtype=None,
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, **factory
         )
         new.load_state_dict(module.state_dict())
         new.train(module.training)
-        param = next(module.parameters(), None)
-        return new.to(param.device) if param is not None else new
+        return new
     for name, child in module.named_children():
         setattr(module, name, convert_to_global_batchnorm(child))
     return module

@@ -139,6 +139,7 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, command: str 
         if module.online_classifier is not None
         else None
     )
+    base_lrs = [group["lr"] for group in optimizer.param_groups]  # before a resumed state overwrites "lr"
     state = LoopState()
     if checkpoint is not None:
         module.load_state_dict(checkpoint["model_state"])
@@ -153,7 +154,6 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, command: str 
     optimizers = [optimizer] + ([probe_optimizer] if probe_optimizer is not None else [])
     module, *optimizers = fabric.setup(module, *optimizers)
     module.mark_forward_method("training_step")
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
 
     global_batch, local_batch = cfg.data.batch_size, cfg.data.batch_size // world
     steps_per_epoch = len(train) // global_batch
