@@ -115,6 +115,18 @@ def main(argv: list[str] | None = None) -> dict:
         }
         for name, acc in result.items():
             print(f"pixels {name:13s}: kNN {100 * acc:.2f}% (k=200, T=0.1, cosine)")
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(
+                json.dumps(
+                    {
+                        "protocol": "weighted kNN k=200 T=0.1 cosine on flattened pixels, train "
+                        "split as memory bank, test split",
+                        "knn_top1": result,
+                    },
+                    indent=2,
+                )
+            )
         return result
     print(
         f"SimCLR {args.backbone} width {args.width} on {args.dataset} ({len(train)} images), batch "
