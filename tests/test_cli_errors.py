@@ -116,3 +116,32 @@ def test_corrupt_checkpoint_is_refused_and_kept(work: Path, capsys: pytest.Captu
 
 def test_at_least_fifteen_cases() -> None:
     assert len(CASES) + 1 >= 15
+
+
+def test_non_finite_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contrastkit.train.checkpoint import load_training_checkpoint
+
+    run = tmp_path / "diverges"
+    code = main(
+        [
+            "train",
+            TINY,
+            "--out",
+            str(run),
+            "--set",
+            *QUICK,
+            "trainer.max_steps=20",
+            "trainer.checkpoint_every_steps=1",
+            "optim.name=sgd",
+            "optim.lr=1e30",
+            "optim.momentum=0.0",
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 3, err
+    assert "became" in err and "last good checkpoint" in err and "\n" not in err
+    checkpoint = load_training_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert 0 < checkpoint["step"] < 20
+    assert all(v.isfinite().all() for v in checkpoint["model_state"].values() if v.is_floating_point())

@@ -112,7 +112,7 @@ def test_dict_round_trip(path: Path) -> None:
     d = config_to_dict(cfg)
     assert config_from_dict(d) == cfg
     assert config_to_dict(config_from_dict(copy.deepcopy(d))) == d
-    assert d["method"]["name"] == "simclr" and set(d) == {f.name for f in dataclasses.fields(Config)}
+    assert d["method"]["name"] in METHOD_CONFIGS and set(d) == {f.name for f in dataclasses.fields(Config)}
 
 
 def test_dump_then_load_is_identity_and_atomic(tmp_path: Path) -> None:
@@ -267,8 +267,8 @@ BAD_DICTS: list[tuple[dict[str, Any], str]] = [
     (minimal(trainer={"seed": -1}), "trainer.seed must lie in [0, 4294967295], got -1"),
     (minimal(model={"width": 0}), "model.width must be > 0, got 0.0"),
     (minimal(method={"temperature": 0}), "method.temperature must be > 0, got 0.0"),
-    (minimal(method={"name": "byol"}), "method.name must be one of simclr"),
-    (minimal(method={"name": ["simclr"]}), "method.name must be one of simclr"),
+    (minimal(method={"name": "byol"}), "method.name must be one of "),
+    (minimal(method={"name": ["simclr"]}), "method.name must be one of "),
     (minimal(data={"label_fraction": 0}), "data.label_fraction must lie in (0, 1], got 0.0"),
     (minimal(data={"label_fraction": 1.5}), "data.label_fraction must lie in (0, 1], got 1.5"),
     (minimal(augment={"hflip_p": 2}), "augment.hflip_p must lie in [0, 1], got 2.0"),
@@ -348,7 +348,7 @@ def test_file_errors(tmp_path: Path) -> None:
         ("trainer.precision=fp8", "trainer.precision must be one of auto, 32, bf16, got 'fp8'"),
         ("trainer.max_steps=null", "trainer: set exactly one of max_epochs, max_steps, time_budget_minutes"),
         ("optim.lr=fast", "optim.lr: expected float, got str 'fast'"),
-        ("method.name=nope", "method.name must be one of simclr"),
+        ("method.name=nope", "method.name must be one of "),
         ("name.x=1", "bad override 'name.x=1': name is not a section"),
     ],
 )

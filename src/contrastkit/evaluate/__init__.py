@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from contrastkit.evaluate.classification import balanced_accuracy, macro_f1, ovr_auc
 from contrastkit.evaluate.clustering import cluster_assignments, cluster_scores, mean_cluster_scores
+from contrastkit.evaluate.collapse import collapse_report
 from contrastkit.evaluate.features import extract_features, module_device
 from contrastkit.evaluate.knn import knn_accuracy, knn_predict, knn_scores
 from contrastkit.evaluate.linear import LinearProbeResult, linear_probe
@@ -37,4 +38,5 @@ __all__ = [
     "effective_rank",
     "rank_at_threshold",
     "dead_units",
+    "collapse_report",
 ]

@@ -15,9 +15,10 @@ DirectCLR uses tau = 0.1 and the symmetric form; its toy tasks use the un-normal
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit._checks import check_same_shape, check_tensor
+from contrastkit.losses._module import BatchContrastiveLoss
 from contrastkit.losses._two_view import gather_keys
 from contrastkit.losses.info_nce import anchor_losses, check_options, reduce_anchor_losses
 
@@ -78,7 +79,7 @@ def cross_view_info_nce(
     return loss
 
 
-class CrossViewInfoNCELoss(nn.Module):
+class CrossViewInfoNCELoss(BatchContrastiveLoss):
     """Module form of :func:`cross_view_info_nce`: ``CrossViewInfoNCELoss(temperature=0.1)(z1, z2)``."""
 
     def __init__(
@@ -90,13 +91,9 @@ class CrossViewInfoNCELoss(nn.Module):
         gather_distributed: bool = False,
         chunk_size: int | None = None,
     ) -> None:
-        super().__init__()
-        check_options(temperature, chunk_size, "mean")
-        self.temperature = temperature
+        super().__init__(temperature, gather_distributed=gather_distributed, chunk_size=chunk_size)
         self.symmetric = symmetric
         self.normalize = normalize
-        self.gather_distributed = gather_distributed
-        self.chunk_size = chunk_size
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
         return cross_view_info_nce(
@@ -110,4 +107,4 @@ class CrossViewInfoNCELoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, symmetric={self.symmetric}, normalize={self.normalize}"
+        return f"{super().extra_repr()}, symmetric={self.symmetric}, normalize={self.normalize}"

@@ -13,8 +13,9 @@ cross-view negatives, ``log A + log B``); this is the single ``log(A + B)`` of t
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
+from contrastkit.losses._module import BatchContrastiveLoss
 from contrastkit.losses._two_view import check_views, two_view_setup
 from contrastkit.losses.info_nce import Reduction, anchor_losses, check_options, reduce_anchor_losses
 
@@ -37,39 +38,14 @@ def dcl(
     check_views(z1, z2, gather_distributed)
     check_options(temperature, chunk_size, reduction)
     anchors, keys, mask_fn = two_view_setup(z1, z2, gather_distributed)
-    loss, valid = anchor_losses(
-        anchors, keys, mask_fn, temperature, chunk_size=chunk_size, denominator="negatives"
-    )
+    loss, valid = anchor_losses(anchors, keys, mask_fn, temperature, chunk_size=chunk_size, denominator="negatives")
     return reduce_anchor_losses(loss, valid, reduction, mean_over_ranks=gather_distributed)
 
 
-class DCLLoss(nn.Module):
+class DCLLoss(BatchContrastiveLoss):
     """Module form of :func:`dcl`: ``DCLLoss(temperature=0.5)(z1, z2)``."""
 
-    def __init__(
-        self,
-        temperature: float = 0.5,
-        *,
-        gather_distributed: bool = False,
-        chunk_size: int | None = None,
-        reduction: Reduction = "mean",
-    ) -> None:
-        super().__init__()
-        check_options(temperature, chunk_size, reduction)
-        self.temperature = temperature
-        self.gather_distributed = gather_distributed
-        self.chunk_size = chunk_size
-        self.reduction: Reduction = reduction
+    default_temperature = 0.5
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        return dcl(
-            z1,
-            z2,
-            self.temperature,
-            gather_distributed=self.gather_distributed,
-            chunk_size=self.chunk_size,
-            reduction=self.reduction,
-        )
-
-    def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, gather_distributed={self.gather_distributed}"
+        return dcl(z1, z2, self.temperature, **self.options())  # type: ignore[arg-type]

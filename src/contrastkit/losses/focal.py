@@ -29,33 +29,16 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _check_focal_options(gamma: float, alpha: float | Tensor | None, reduction: str) -> None:
-    if (
-        isinstance(gamma, bool)
-        or not isinstance(gamma, (int, float))
-        or not math.isfinite(gamma)
-        or gamma < 0
-    ):
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma < 0:
         raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if alpha is None:
         return
     if isinstance(alpha, Tensor):
-        if (
-            alpha.ndim != 1
-            or not alpha.is_floating_point()
-            or not torch.isfinite(alpha).all()
-            or (alpha < 0).any()
-        ):
-            raise ValueError(
-                f"alpha must be a 1-D float tensor [C] of finite weights >= 0, got {tuple(alpha.shape)}"
-            )
-    elif (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, (int, float))
-        or not math.isfinite(alpha)
-        or alpha < 0
-    ):
+        if alpha.ndim != 1 or not alpha.is_floating_point() or not torch.isfinite(alpha).all() or (alpha < 0).any():
+            raise ValueError(f"alpha must be a 1-D float tensor [C] of finite weights >= 0, got {tuple(alpha.shape)}")
+    elif isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
         raise ValueError(f"alpha must be None, a number >= 0 or a tensor [C] of class weights, got {alpha!r}")
 
 
@@ -83,9 +66,7 @@ def focal_loss(
         loss = loss * (-torch.expm1(log_pt)).clamp(min=tiny) ** gamma
     if isinstance(alpha, Tensor):
         if alpha.shape[0] != logits.shape[1]:
-            raise ValueError(
-                f"alpha has {alpha.shape[0]} class weights but logits have {logits.shape[1]} classes"
-            )
+            raise ValueError(f"alpha has {alpha.shape[0]} class weights but logits have {logits.shape[1]} classes")
         loss = loss * alpha.to(device=loss.device, dtype=loss.dtype)[targets]
     elif alpha is not None:
         loss = loss * float(alpha)
@@ -104,9 +85,7 @@ class FocalLoss(nn.Module):
 
     alpha: Tensor | None
 
-    def __init__(
-        self, gamma: float = 2.0, alpha: float | Tensor | None = None, *, reduction: str = "mean"
-    ) -> None:
+    def __init__(self, gamma: float = 2.0, alpha: float | Tensor | None = None, *, reduction: str = "mean") -> None:
         super().__init__()
         _check_focal_options(gamma, alpha, reduction)
         self.gamma = gamma

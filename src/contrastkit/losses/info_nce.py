@@ -113,9 +113,7 @@ def _rows(
     pos, neg = mask_fn(start, stop)
     device_type = scaled_anchors.device.type
     # keep the logits in (at least) float32 even inside torch.autocast: fp16 logits lose the loss's precision
-    no_autocast = (
-        torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda") else nullcontext()
-    )
+    no_autocast = torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda") else nullcontext()
     with no_autocast:
         logits = scaled_anchors @ keys.T
     return _block_losses(logits, pos.to(logits.device), neg.to(logits.device), denominator)
@@ -163,9 +161,7 @@ def anchor_losses(
     return torch.cat(losses), torch.cat(valids)
 
 
-def reduce_anchor_losses(
-    loss: Tensor, valid: Tensor, reduction: str, mean_over_ranks: bool = False
-) -> Tensor:
+def reduce_anchor_losses(loss: Tensor, valid: Tensor, reduction: str, mean_over_ranks: bool = False) -> Tensor:
     """Apply ``reduction`` to per-anchor losses [N] (0 where invalid); ``"mean"`` averages the valid ones.
 
     With ``mean_over_ranks`` (and torch.distributed initialised) the mean is ``sum * W / global_valid_count``.
@@ -181,14 +177,10 @@ def reduce_anchor_losses(
     return total / count.clamp(min=1.0)
 
 
-def check_options(
-    temperature: float, chunk_size: int | None, reduction: str, denominator: str = "all"
-) -> None:
+def check_options(temperature: float, chunk_size: int | None, reduction: str, denominator: str = "all") -> None:
     """Validate the hyper-parameters shared by every InfoNCE-family loss (one-line ValueErrors)."""
     check_positive("temperature", temperature)
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -208,13 +200,9 @@ def _check_features(anchors: Tensor, keys: Tensor) -> None:
 def _check_mask(name: str, mask: object, shape: tuple[int, int]) -> Tensor:
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-        raise ValueError(
-            f"{name} must be a bool tensor [N, M], got {got}; build it with a comparison or .bool()"
-        )
+        raise ValueError(f"{name} must be a bool tensor [N, M], got {got}; build it with a comparison or .bool()")
     if tuple(mask.shape) != shape:
-        raise ValueError(
-            f"{name} must have shape [N, M] = {list(shape)} (anchors x keys), got {tuple(mask.shape)}"
-        )
+        raise ValueError(f"{name} must have shape [N, M] = {list(shape)} (anchors x keys), got {tuple(mask.shape)}")
     return mask
 
 
@@ -290,9 +278,7 @@ def info_nce(
     else:
         neg_mask = _check_mask("neg_mask", neg_mask, shape)
         if (pos_mask & neg_mask.to(pos_mask.device)).any():
-            raise ValueError(
-                "pos_mask and neg_mask overlap; a pair must be a positive, a negative or neither"
-            )
+            raise ValueError("pos_mask and neg_mask overlap; a pair must be a positive, a negative or neither")
     pos, neg = pos_mask, neg_mask
     return info_nce_with_mask_fn(
         anchors,
@@ -329,9 +315,7 @@ class InfoNCELoss(nn.Module):
         self.denominator: Denominator = denominator
         self.mean_over_ranks = mean_over_ranks
 
-    def forward(
-        self, anchors: Tensor, keys: Tensor, pos_mask: Tensor, neg_mask: Tensor | None = None
-    ) -> Tensor:
+    def forward(self, anchors: Tensor, keys: Tensor, pos_mask: Tensor, neg_mask: Tensor | None = None) -> Tensor:
         return info_nce(
             anchors,
             keys,
@@ -346,6 +330,4 @@ class InfoNCELoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return (
-            f"temperature={self.temperature}, denominator={self.denominator!r}, chunk_size={self.chunk_size}"
-        )
+        return f"temperature={self.temperature}, denominator={self.denominator!r}, chunk_size={self.chunk_size}"

@@ -23,10 +23,11 @@ DDP's averaging gives exactly the global-batch mean even when ranks have differe
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit import distributed as _dist
 from contrastkit._checks import check_labels, check_positive, check_tensor
+from contrastkit.losses._module import BatchContrastiveLoss
 from contrastkit.losses._two_view import gather_keys
 from contrastkit.losses.info_nce import Reduction, anchor_losses, check_options, reduce_anchor_losses
 
@@ -82,13 +83,11 @@ def supcon(
         same = local_labels[start:stop, None] == key_labels[None, :]
         return same & ~is_self, ~same
 
-    loss, valid = anchor_losses(
-        features, keys, mask_fn, temperature, chunk_size=chunk_size, denominator="all"
-    )
+    loss, valid = anchor_losses(features, keys, mask_fn, temperature, chunk_size=chunk_size, denominator="all")
     return reduce_anchor_losses(loss * scale, valid, reduction, mean_over_ranks=gather_distributed)
 
 
-class SupConLoss(nn.Module):
+class SupConLoss(BatchContrastiveLoss):
     """Module form of :func:`supcon`: ``SupConLoss(temperature=0.1)(features, labels)``."""
 
     def __init__(
@@ -100,29 +99,13 @@ class SupConLoss(nn.Module):
         chunk_size: int | None = None,
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__()
-        check_options(temperature, chunk_size, reduction)
+        super().__init__(temperature, gather_distributed=gather_distributed, chunk_size=chunk_size, reduction=reduction)
         if base_temperature is not None:
             check_positive("base_temperature", base_temperature)
-        self.temperature = temperature
         self.base_temperature = base_temperature
-        self.gather_distributed = gather_distributed
-        self.chunk_size = chunk_size
-        self.reduction: Reduction = reduction
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
-        return supcon(
-            features,
-            labels,
-            self.temperature,
-            self.base_temperature,
-            gather_distributed=self.gather_distributed,
-            chunk_size=self.chunk_size,
-            reduction=self.reduction,
-        )
+        return supcon(features, labels, self.temperature, self.base_temperature, **self.options())  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
-        return (
-            f"temperature={self.temperature}, base_temperature={self.base_temperature}, "
-            f"gather_distributed={self.gather_distributed}"
-        )
+        return f"{super().extra_repr()}, base_temperature={self.base_temperature}"

@@ -16,11 +16,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from contrastkit._checks import check_images, check_positive
-from contrastkit.augment import ViewPipeline, multi_view
-from contrastkit.losses import nt_xent
-from contrastkit.methods.base import Batch, ViewBatch, split_batch
+from contrastkit._checks import check_positive
+from contrastkit.augment import ViewPipeline
+from contrastkit.losses import cross_view_info_nce, nt_xent
+from contrastkit.methods._two_views import draw_two_views, two_views_of
+from contrastkit.methods.base import Batch
 from contrastkit.models import SimCLRProjectionHead
+
+PROJECTORS = ("mlp", "linear", "none")
+NEGATIVES = ("ntxent", "cross_view")
 
 
 class SimCLR(nn.Module):
@@ -34,6 +38,13 @@ class SimCLR(nn.Module):
         hidden_dim: hidden size of the 2-layer head (``None``: the backbone's ``num_features``, as in the paper).
         temperature: NT-Xent temperature (0.5 in the paper's CIFAR setting; 0.1-0.2 for large batches).
         gather_distributed: contrast local anchors against the keys of all ranks (exact multi-GPU SimCLR).
+        projector: ``"mlp"`` (the paper's 2-layer head ``W2 relu(BN(W1 h))``), ``"linear"`` (one bias-free
+            linear layer ``W h``, ``[D] -> [projection_dim]``, DirectCLR's "single" baseline) or ``"none"`` (the
+            loss sees ``h`` itself; ``projection_dim`` and ``hidden_dim`` are unused). Jing et al. (ICLR 2022)
+            compare the three: dimensional collapse grows from MLP to linear to none.
+        negatives: ``"ntxent"`` (2N - 2 negatives from both views, SimCLR) or ``"cross_view"`` (symmetric
+            cross-view InfoNCE, N - 1 negatives from the other view: the loss of the official DirectCLR code for
+            every arm, so that projector comparisons differ only in the projector).
     """
 
     def __init__(
@@ -45,22 +56,38 @@ class SimCLR(nn.Module):
         hidden_dim: int | None = None,
         temperature: float = 0.5,
         gather_distributed: bool = False,
+        projector: str = "mlp",
+        negatives: str = "ntxent",
     ) -> None:
         super().__init__()
         check_positive("temperature", temperature)
+        if projector not in PROJECTORS:
+            raise ValueError(f"projector must be one of {', '.join(PROJECTORS)}, got {projector!r}")
+        if negatives not in NEGATIVES:
+            raise ValueError(f"negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")
         num_features = int(getattr(backbone, "num_features", 0))
         if num_features <= 0:
             raise ValueError("backbone needs a positive `num_features` attribute (its output size)")
         self.backbone = backbone
         self.views = views
-        self.projection_head = SimCLRProjectionHead(
-            num_features, hidden_dim=hidden_dim or num_features, out_dim=projection_dim
-        )
+        self.projection_head: nn.Module
+        if projector == "mlp":
+            self.projection_head = SimCLRProjectionHead(
+                num_features, hidden_dim=hidden_dim or num_features, out_dim=projection_dim
+            )
+        elif projector == "linear":
+            check_positive("projection_dim", projection_dim)
+            self.projection_head = nn.Linear(num_features, int(projection_dim), bias=False)
+        else:
+            self.projection_head = nn.Identity()
+        self.projector = projector
+        self.negatives = negatives
         self.temperature = temperature
         self.gather_distributed = gather_distributed
 
     def forward(self, x: Tensor) -> Tensor:
-        """Projections ``z = g(f(x))``, ``[B, projection_dim]``."""
+        """Projections ``z = g(f(x))`` (the space the loss sees), ``[B, projection_dim]`` (``[B, D]`` for
+        ``projector="none"``)."""
         return self.projection_head(self.backbone(x))
 
     def embed(self, x: Tensor) -> Tensor:
@@ -69,38 +96,19 @@ class SimCLR(nn.Module):
 
     def make_views(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Two random views ``[B, C, H, W]`` of ``images`` from the view pipeline (``generator``: its random draws)."""
-        if self.views is None:
-            raise ValueError("SimCLR(views=None) has no view pipeline: pass ready views or construct it with views=")
-        images = check_images("images", images)
-        if images.shape[0] < 2:
-            raise ValueError("SimCLR needs a batch of at least 2 images (every image is a negative for the others)")
-        view1, view2 = multi_view(images, 2, self.views, generator=generator)
-        return view1, view2
-
-    def _views_of(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        if isinstance(batch, ViewBatch):
-            if len(batch.views) != 2:
-                raise ValueError(f"SimCLR trains on 2 views, got a ViewBatch with {len(batch.views)}")
-            return check_images("view1", batch.views[0]), check_images("view2", batch.views[1])
-        if self.views is None:
-            if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-                raise ValueError("SimCLR(views=None) expects batches of two ready views (view1, view2)")
-            return check_images("view1", batch[0]), check_images("view2", batch[1])
-        images, _ = split_batch(batch)
-        return self.make_views(images)
+        return draw_two_views("SimCLR", self.views, images, generator)
 
     def training_step(self, batch: Batch) -> dict[str, Tensor]:
-        """One step: views, one forward of both views together, NT-Xent.
+        """One step: views, one forward of both views together, NT-Xent (or cross-view InfoNCE).
 
         Returns ``{"loss": ..., "embeddings": detached backbone features of view 1 [B, D]}``.
         """
-        view1, view2 = self._views_of(batch)
-        if view1.shape[0] < 2 or view1.shape != view2.shape:
-            raise ValueError(
-                f"SimCLR needs two views of the same >= 2 images, got {tuple(view1.shape)} and {tuple(view2.shape)}"
-            )
+        view1, view2 = two_views_of("SimCLR", batch, self.views, self.make_views)
         features = self.backbone(torch.cat([view1, view2]))
         z = self.projection_head(features)
         z1, z2 = z.chunk(2)
-        loss = nt_xent(z1, z2, temperature=self.temperature, gather_distributed=self.gather_distributed)
+        if self.negatives == "cross_view":
+            loss = cross_view_info_nce(z1, z2, self.temperature, gather_distributed=self.gather_distributed)
+        else:
+            loss = nt_xent(z1, z2, temperature=self.temperature, gather_distributed=self.gather_distributed)
         return {"loss": loss, "embeddings": features[: view1.shape[0]].detach()}

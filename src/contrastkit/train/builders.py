@@ -15,9 +15,10 @@ from torch import nn
 
 from contrastkit.augment import ViewPipeline, mocov2_views, simclr_views
 from contrastkit.data import ImageDataset, ImageFolder, label_fraction_indices, load, load_npz
-from contrastkit.methods import SimCLR
+from contrastkit.methods import DirectCLR, SimCLR
 from contrastkit.models import build_backbone, convert_to_global_batchnorm
 from contrastkit.train.config import Config, SimCLRConfig
+from contrastkit.train.config_schema import DirectCLRConfig
 from contrastkit.train.lars import LARS
 
 
@@ -111,6 +112,22 @@ def _build_simclr(cfg: Config, backbone: nn.Module, views: ViewPipeline) -> nn.M
 
 
 register_method_builder("simclr", _build_simclr)
+
+
+def _build_directclr(cfg: Config, backbone: nn.Module, views: ViewPipeline) -> nn.Module:
+    method_cfg = cfg.method
+    assert isinstance(method_cfg, DirectCLRConfig)
+    return DirectCLR(
+        backbone,
+        views,
+        d0=method_cfg.d0,
+        temperature=method_cfg.temperature,
+        negatives=method_cfg.negatives,
+        gather_distributed=method_cfg.gather_distributed,
+    )
+
+
+register_method_builder("directclr", _build_directclr)
 
 
 def build_method(cfg: Config, image_size: int, channels: int) -> nn.Module:

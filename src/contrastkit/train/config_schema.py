@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 __all__ = [
-    "AugmentConfig", "CHOICES", "Config", "ConfigError", "DataConfig", "DEFAULT_METHOD", "METHOD_CONFIGS",
-    "MethodConfig", "ModelConfig", "MonitorConfig", "OptimConfig", "SECTIONS", "STOP_KEYS", "ScheduleConfig",
-    "SimCLRConfig", "TrainerConfig", "USER_DATA", "register_method_config", "require_at_least", "require_choice",
-    "require_greater", "require_in_range",
+    "AugmentConfig", "CHOICES", "Config", "ConfigError", "DataConfig", "DEFAULT_METHOD", "DirectCLRConfig",
+    "METHOD_CONFIGS", "MethodConfig", "ModelConfig", "MonitorConfig", "OptimConfig", "SECTIONS", "STOP_KEYS",
+    "ScheduleConfig", "SimCLRConfig", "TrainerConfig", "USER_DATA", "register_method_config", "require_at_least",
+    "require_choice", "require_greater", "require_in_range",
 ]  # fmt: skip
 
 
@@ -159,6 +159,23 @@ class SimCLRConfig(MethodConfig):
 
 
 @dataclass
+class DirectCLRConfig(MethodConfig):
+    """DirectCLR (Jing et al., ICLR 2022): InfoNCE on the first ``d0`` backbone dimensions, no projector;
+    ``negatives`` is ``cross_view`` (official, symmetric) or ``ntxent``."""
+
+    name: str = "directclr"
+    d0: int = 64
+    temperature: float = 0.1
+    negatives: str = "cross_view"
+    gather_distributed: bool = True
+
+    def check(self, where: str = "method") -> None:
+        require_at_least(f"{where}.d0", self.d0, 1)
+        require_greater(f"{where}.temperature", self.temperature, 0)
+        require_choice(f"{where}.negatives", self.negatives, ("cross_view", "ntxent"))
+
+
+@dataclass
 class OptimConfig:
     """Optimiser; ``exclude_bias_and_norm`` leaves biases and norm weights out of weight decay (and LARS)."""
 
@@ -286,4 +303,5 @@ def register_method_config(cls: M) -> M:
 
 
 register_method_config(SimCLRConfig)
+register_method_config(DirectCLRConfig)
 DEFAULT_METHOD = "simclr"

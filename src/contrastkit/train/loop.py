@@ -181,6 +181,14 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, command: str 
     train_labels = train.labels
 
     def save(name: str) -> None:
+        # every rank checks (weights are identical across ranks), so all stop together and nothing bad is saved
+        if not all(p.isfinite().all() for p in module.parameters()):
+            last = find_resume_checkpoint(run_dir)
+            kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
+            raise NonFiniteLossError(
+                f"the weights became non-finite by step {state.step}: training stopped and "
+                f"{kept}; lower optim.lr or use trainer.precision=32"
+            )
         if fabric.is_global_zero:
             save_training_checkpoint(
                 run_dir / CHECKPOINT_DIR / name,
@@ -252,7 +260,12 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, command: str 
         factor = lr_factor(cfg, progress)
         for group, base in zip(optimizers[0].param_groups, base_lrs, strict=True):
             group["lr"] = base * factor
-        out = module.training_step(ViewBatch(views, labels))
+        try:
+            out = module.training_step(ViewBatch(views, labels))
+        except ValueError as err:  # the losses refuse NaN/Inf embeddings: the same divergence, seen earlier
+            if "NaN or Inf" not in str(err):
+                raise
+            out = {"total": torch.tensor(float("nan"))}
         total = out["total"]
         if not torch.isfinite(total).all():
             last = find_resume_checkpoint(run_dir)
