@@ -13,6 +13,10 @@ import torch
 from torch import Tensor
 
 
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or Inf (in training: the run diverged)."""
+
+
 def check_positive(name: str, value: float) -> None:
     """Raise unless ``value`` is a finite number > 0 (temperatures, learning rates, ...)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
@@ -45,7 +49,7 @@ def check_tensor(
         got = 0 if x.ndim == 0 else x.shape[0]
         raise ValueError(f"{name} needs at least {min_rows} rows (batch size), got {got}")
     if finite and x.is_floating_point() and not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or Inf; check the inputs and the learning rate")
+        raise NonFiniteError(f"{name} contains NaN or Inf; check the inputs and the learning rate")
     return x
 
 
@@ -78,7 +82,5 @@ def check_images(name: str, x: object, channels: int | None = None) -> Tensor:
     if t.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch")
     if channels is not None and t.shape[1] != channels:
-        raise ValueError(
-            f"{name} must have {channels} channel(s) [B, {channels}, H, W], got shape {tuple(t.shape)}"
-        )
+        raise ValueError(f"{name} must have {channels} channel(s) [B, {channels}, H, W], got shape {tuple(t.shape)}")
     return t

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from contrastkit._io import atomic_write, atomic_write_text, check_writable_dir
+from contrastkit._io import atomic_write_text, check_writable_dir
 from contrastkit.reproduce.experiment import Experiment
 from contrastkit.reproduce.stats import VERDICT_RULE, mean_std, metric_values, paired_differences, sign_count
+from contrastkit.train.report import pyplot, save_figure
 
 __all__ = ["write_reproduction_report", "plot_arms"]
 
@@ -41,11 +42,7 @@ def _metrics(experiment: Experiment, rows: Sequence[Row]) -> list[str]:
 def plot_arms(rows: Sequence[Row], metric: str, path: str | Path, title: str = "") -> Path:
     """Bar per arm (mean, error bar = std with ddof=1) with each seed's value as a point; grey lines join the
     values of one seed across arms (the pairing that the paired differences use)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = [r for r in rows if metric in r["metrics"]]
     arms = _arms(rows)
     per_arm = {a: metric_values(rows, metric, a) for a in arms}
@@ -69,22 +66,16 @@ def plot_arms(rows: Sequence[Row], metric: str, path: str | Path, title: str = "
         ax.set_ylim(low - pad, high + pad)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
-    target = Path(path)
-    check_writable_dir(target.parent, what="plot directory")
-    try:
-        fig.tight_layout()
-        atomic_write(target, lambda handle: fig.savefig(handle, format="png", dpi=110))
-    finally:
-        plt.close(fig)
-    return target
+    return save_figure(fig, path)
 
 
 def _metric_section(experiment: Experiment, rows: Sequence[Row], metric: str, out: Path) -> list[str]:
     rows = [r for r in rows if metric in r["metrics"]]  # an undeclared extra metric may be missing from some rows
     declared = experiment.metric(metric)
     protocol = declared.protocol if declared else "extra metric (not declared by the experiment)"
-    direction = "" if declared is None else (" (higher is better)" if declared.higher_is_better else
-                                             " (lower is better)")
+    direction = (
+        "" if declared is None else (" (higher is better)" if declared.higher_is_better else " (lower is better)")
+    )
     lines = ["", f"### {metric}", "", f"Protocol: {_cell(protocol)}{direction}", ""]
     lines += ["| Arm | mean ± std | n | per seed |", "|---|---|---|---|"]
     arms = _arms(rows)
@@ -106,8 +97,10 @@ def _metric_section(experiment: Experiment, rows: Sequence[Row], metric: str, ou
             stats = mean_std(diffs)
             std = "n/a" if stats.n < 2 else f"{stats.std:.4g}"
             per_seed = ", ".join(f"{d:+.4g}" for d in diffs)
-            lines.append(f"| {_cell(arm)} − {_cell(baseline)} | {stats.mean:+.4g} ± {std} | {stats.n} | "
-                         f"{sign_count(diffs)} | {per_seed} |")
+            lines.append(
+                f"| {_cell(arm)} − {_cell(baseline)} | {stats.mean:+.4g} ± {std} | {stats.n} | "
+                f"{sign_count(diffs)} | {per_seed} |"
+            )
     plot = plot_arms(rows, metric, out / "plots" / _file_name(metric), title=f"{experiment.name}: {metric}")
     lines += ["", f"![{metric}]({plot.relative_to(out).as_posix()})"]
     return lines
@@ -126,11 +119,18 @@ def write_reproduction_report(
     rows: list[Row] = list(results["rows"])
     seeds = sorted({int(r["seed"]) for r in rows})
     lines = [f"# Reproduction: {experiment.name}", "", experiment.description, ""]
-    lines += [f"- Command: `{results['command']}`", f"- Seeds: {seeds or 'none finished'}",
-              f"- Wall time: {float(results['seconds']):.1f} s", f"- Budget: {'quick' if quick else 'full'}"]
+    lines += [
+        f"- Command: `{results['command']}`",
+        f"- Seeds: {seeds or 'none finished'}",
+        f"- Wall time: {float(results['seconds']):.1f} s",
+        f"- Budget: {'quick' if quick else 'full'}",
+    ]
     if failure is not None:
-        lines += ["", f"**Run incomplete: {_cell(failure)}.** {len(rows)} finished rows are kept in results.json; "
-                  "rerun the command to complete it."]
+        lines += [
+            "",
+            f"**Run incomplete: {_cell(failure)}.** {len(rows)} finished rows are kept in results.json; "
+            "rerun the command to complete it.",
+        ]
     lines += ["", "## Arms", "", "| Arm | Setting |", "|---|---|"]
     for i, arm in enumerate(experiment.arms):
         note = " (baseline)" if i == 0 else ""

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from contrastkit import accel
+from contrastkit._checks import NonFiniteError
 from contrastkit._io import check_writable_dir
 from contrastkit.methods import ViewBatch
 from contrastkit.train.builders import build_data, build_method, build_optimizer, lr_factor
@@ -262,9 +263,7 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, command: str 
             group["lr"] = base * factor
         try:
             out = module.training_step(ViewBatch(views, labels))
-        except ValueError as err:  # the losses refuse NaN/Inf embeddings: the same divergence, seen earlier
-            if "NaN or Inf" not in str(err):
-                raise
+        except NonFiniteError:  # the losses refuse NaN/Inf embeddings: the same divergence, seen earlier
             out = {"total": torch.tensor(float("nan"))}
         total = out["total"]
         if not torch.isfinite(total).all():

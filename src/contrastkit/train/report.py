@@ -197,7 +197,7 @@ class MetricsLogger:
 # ----------------------------------------------------------------------------------------------------------- plots
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -206,9 +206,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_figure(fig: Any, path: str | Path) -> Path:
     """Save ``fig`` as PNG atomically (creating the parent directory) and close it."""
-    plt = _pyplot()
+    plt = pyplot()
     target = Path(path)
     check_writable_dir(target.parent, what="plot directory")
     try:
@@ -230,7 +230,7 @@ def _series(rows: Sequence[Mapping[str, Any]], x: str, y: str) -> tuple[list[flo
 def plot_loss_curve(rows: Sequence[Mapping[str, Any]], path: str | Path, key: str = "loss") -> Path:
     """Training loss ``rows[key]`` against ``step`` (raw, plus an EMA with ``alpha = 2/(w+1)``, ``w = n/20``)."""
     steps, losses = _series(rows, "step", key)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(steps, losses, lw=0.8, alpha=0.45, label=key)
     if len(losses) >= 20:
@@ -242,19 +242,19 @@ def plot_loss_curve(rows: Sequence[Mapping[str, Any]], path: str | Path, key: st
     ax.set(xlabel="step", ylabel=key, title="Training loss")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_metric_over_epochs(rows: Sequence[Mapping[str, Any]], key: str, path: str | Path) -> Path:
     """``rows[key]`` against ``epoch`` (the last value logged in each epoch), e.g. online kNN accuracy."""
     epochs, values = _series(rows, "epoch", key)
     last = dict(zip(epochs, values, strict=True))  # later rows of an epoch overwrite earlier ones
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(list(last), list(last.values()), marker="o")
     ax.set(xlabel="epoch", ylabel=key, title=f"{key} over epochs (final {values[-1]:.4g})")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_spectrum(eigenvalues: Tensor | np.ndarray | Sequence[float], path: str | Path) -> Path:
@@ -267,7 +267,7 @@ def plot_spectrum(eigenvalues: Tensor | np.ndarray | Sequence[float], path: str 
     erank = effective_rank(eig)  # validates: finite, non-empty, non-negative
     eig = eig.clamp_min(0).sort(descending=True).values
     positive = eig[eig > 0]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     if positive.numel():
         ax.semilogy(np.arange(1, positive.numel() + 1), positive.numpy(), marker=".", ms=3)
@@ -276,7 +276,7 @@ def plot_spectrum(eigenvalues: Tensor | np.ndarray | Sequence[float], path: str 
     ax.set(xlabel="index (sorted)", ylabel="eigenvalue (log)")
     ax.set_title(f"Embedding spectrum: effective rank {erank:.2f} of D={eig.numel()}{note}")
     ax.grid(alpha=0.3, which="both")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -321,7 +321,7 @@ def plot_embedding_map(
     if x_np.shape[0] > max_points:
         index = np.sort(np.random.default_rng(seed).choice(x_np.shape[0], size=max_points, replace=False))
     proj, ratio = _pca_2d(x_np[index])
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     if y is None:
         ax.scatter(proj[:, 0], proj[:, 1], s=4, alpha=0.6)
@@ -337,7 +337,7 @@ def plot_embedding_map(
             ax.legend(title="label", markerscale=3, fontsize=7, loc="best")
     ax.set(xlabel=f"PC1 ({ratio[0]:.1%} var.)", ylabel=f"PC2 ({ratio[1]:.1%} var.)")
     ax.set_title(f"Embeddings, 2-D PCA ({index.size} of {x_np.shape[0]} points)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------------------- report
