@@ -7,6 +7,13 @@ differences versus the first arm, bar plots with per-seed points, and the claims
 
 from __future__ import annotations
 
+from contrastkit.reproduce.artifacts import (
+    artifact_dir,
+    artifact_path,
+    artifacts_in,
+    load_artifact_json,
+    save_artifact_json,
+)
 from contrastkit.reproduce.experiment import (
     Arm,
     Claim,
@@ -49,4 +56,9 @@ __all__ = [
     "paired_t_test",
     "sign_count",
     "compare_arms",
+    "artifact_dir",
+    "artifact_path",
+    "artifacts_in",
+    "save_artifact_json",
+    "load_artifact_json",
 ]

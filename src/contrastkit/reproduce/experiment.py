@@ -26,6 +26,7 @@ import json
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from contrastkit.reproduce.stats import VERDICTS
@@ -91,6 +92,7 @@ class Claim:
 
 RunFn = Callable[[Arm, int, bool], Mapping[str, float]]
 ClaimsFn = Callable[[list[dict[str, Any]]], Sequence[Claim]]
+FiguresFn = Callable[[dict[str, Any], Path, bool], Sequence[Path]]
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ class Experiment:
     ``arms[0]`` is the baseline that the report pairs every other arm against. ``rows`` passed to ``claims`` are
     ``{"arm", "setting", "seed", "metrics"}`` dicts; :func:`contrastkit.reproduce.compare_arms` turns two arms into
     a verdict. ``quick=True`` asks ``run`` for a smoke-test budget (seconds, not minutes).
+
+    ``figures(results, directory, quick) -> [png paths]`` (optional) draws what is not a per-arm bar chart (spectra,
+    per-class recalls, image grids) into ``directory / "plots"`` after the claims, usually from what ``run`` saved
+    with :func:`contrastkit.reproduce.save_artifact_json`; the report links every returned path.
     """
 
     name: str
@@ -109,6 +115,7 @@ class Experiment:
     run: RunFn
     claims: ClaimsFn
     primary_metric: str
+    figures: FiguresFn | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.replace("_", "").replace("-", "").isalnum():
@@ -123,6 +130,8 @@ class Experiment:
             raise ValueError(f"primary_metric {self.primary_metric!r} is not among the metrics {metric_names}")
         if not callable(self.run) or not callable(self.claims):
             raise ValueError(f"experiment {self.name!r}: run and claims must be callables")
+        if self.figures is not None and not callable(self.figures):
+            raise ValueError(f"experiment {self.name!r}: figures must be a callable or None")
 
     def metric(self, name: str) -> Metric | None:
         """The declared :class:`Metric` called ``name`` (None for an undeclared extra metric)."""

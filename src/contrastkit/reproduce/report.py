@@ -113,8 +113,10 @@ def write_reproduction_report(
     *,
     quick: bool = False,
     failure: str | None = None,
+    figures: Sequence[str | Path] = (),
 ) -> Path:
-    """Write ``out/report.md`` (and ``out/plots/*.png``) from a results dict; ``failure`` marks an unfinished run."""
+    """Write ``out/report.md`` (and ``out/plots/*.png``) from a results dict; ``failure`` marks an unfinished run;
+    ``figures`` (PNG paths inside ``out``, from the experiment's ``figures`` function) get their own section."""
     directory = check_writable_dir(out, what="output directory")
     rows: list[Row] = list(results["rows"])
     seeds = sorted({int(r["seed"]) for r in rows})
@@ -138,6 +140,12 @@ def write_reproduction_report(
     lines += ["", "## Metrics"]
     for metric in _metrics(experiment, rows):
         lines += _metric_section(experiment, rows, metric, directory)
+    if figures:
+        lines += ["", "## Figures", ""]
+        for figure in figures:
+            path = Path(figure)
+            shown = path.relative_to(directory).as_posix() if path.is_relative_to(directory) else path.as_posix()
+            lines += [f"![{path.stem}]({shown})", ""]
     lines += ["", "## Claims", ""]
     if results["claims"]:
         lines += ["| Claim | Verdict | Evidence |", "|---|---|---|"]

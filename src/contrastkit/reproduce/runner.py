@@ -9,7 +9,8 @@
 Seeds run in the outer loop (seed 0 for every arm, then seed 1, ...), so a run that stops early still holds complete
 pairs for the finished seeds. results.json is rewritten atomically after every row; when a run raises, the finished
 rows stay (with ``"claims": []``, which the validator rejects: an unfinished run is no reproduction), report.md
-says where it stopped, and the exception propagates.
+says where it stopped, and the exception propagates. While the arms run, :func:`contrastkit.reproduce.artifact_dir`
+is ``out/artifacts``; the experiment's optional ``figures`` function draws from it after the claims.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from contrastkit._io import atomic_write_text, check_writable_dir
+from contrastkit.reproduce.artifacts import artifacts_in
 from contrastkit.reproduce.experiment import Claim, Experiment, get_experiment
 from contrastkit.reproduce.report import write_reproduction_report
 
@@ -82,40 +84,57 @@ def run_experiment(
     if not isinstance(command, str) or not command:
         raise ValueError("command must be the non-empty command line that reproduces the run")
     directory = check_writable_dir(out, what="output directory")
-    results: dict[str, Any] = {"experiment": experiment.name, "command": command, "seconds": 0.0, "rows": [],
-                               "claims": []}
+    results: dict[str, Any] = {
+        "experiment": experiment.name,
+        "command": command,
+        "seconds": 0.0,
+        "rows": [],
+        "claims": [],
+    }
     start = time.perf_counter()
     current = ("", -1)
+    figures: list[Path] = []
     try:
-        for seed in range(seeds):
-            for arm in experiment.arms:
-                current = (arm.name, seed)
-                t0 = time.perf_counter()
-                metrics = _check_metrics(experiment, arm.name, seed, experiment.run(arm, seed, quick))
-                results["rows"].append({"arm": arm.name, "setting": dict(arm.setting), "seed": seed,
-                                        "metrics": metrics})
-                results["seconds"] = time.perf_counter() - start
-                _write(directory, results)
-                if progress is not None:
-                    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-                    took = time.perf_counter() - t0
-                    progress(f"[{experiment.name}] arm={arm.name} seed={seed}: {shown} ({took:.1f}s)")
-        current = ("claims", -1)
-        claims = list(experiment.claims([dict(row) for row in results["rows"]]))
-        if not claims or not all(isinstance(c, Claim) for c in claims):
-            raise ValueError(f"{experiment.name}: claims(rows) must return a non-empty list of Claim")
-        results["claims"] = [c.to_dict() for c in claims]
+        with artifacts_in(directory / "artifacts"):
+            for seed in range(seeds):
+                for arm in experiment.arms:
+                    current = (arm.name, seed)
+                    t0 = time.perf_counter()
+                    metrics = _check_metrics(experiment, arm.name, seed, experiment.run(arm, seed, quick))
+                    results["rows"].append(
+                        {"arm": arm.name, "setting": dict(arm.setting), "seed": seed, "metrics": metrics}
+                    )
+                    results["seconds"] = time.perf_counter() - start
+                    _write(directory, results)
+                    if progress is not None:
+                        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+                        took = time.perf_counter() - t0
+                        progress(f"[{experiment.name}] arm={arm.name} seed={seed}: {shown} ({took:.1f}s)")
+            current = ("claims", -1)
+            claims = list(experiment.claims([dict(row) for row in results["rows"]]))
+            if not claims or not all(isinstance(c, Claim) for c in claims):
+                raise ValueError(f"{experiment.name}: claims(rows) must return a non-empty list of Claim")
+            results["claims"] = [c.to_dict() for c in claims]
+            results["seconds"] = time.perf_counter() - start
+            _write(directory, results)
+            if experiment.figures is not None:
+                current = ("figures", -1)
+                figures = [Path(p) for p in experiment.figures(results, directory, quick)]
+                missing = [str(p) for p in figures if not p.is_file()]
+                if missing:
+                    raise ValueError(f"{experiment.name}: figures() returned paths that are not files: {missing}")
     except BaseException as err:
         results["seconds"] = time.perf_counter() - start
         _write(directory, results)
-        where = "judging the claims" if current[0] == "claims" else f"arm {current[0]!r} seed {current[1]}"
+        where = {"claims": "judging the claims", "figures": "drawing the figures"}.get(
+            current[0], f"arm {current[0]!r} seed {current[1]}"
+        )
         try:
-            write_reproduction_report(experiment, results, directory, quick=quick,
-                                      failure=f"{type(err).__name__} at {where}: {err}")
+            write_reproduction_report(
+                experiment, results, directory, quick=quick, failure=f"{type(err).__name__} at {where}: {err}"
+            )
         except Exception:  # the report of a failed run must never hide the original error
             pass
         raise
-    results["seconds"] = time.perf_counter() - start
-    _write(directory, results)
-    write_reproduction_report(experiment, results, directory, quick=quick)
+    write_reproduction_report(experiment, results, directory, quick=quick, figures=figures)
     return results

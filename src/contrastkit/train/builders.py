@@ -108,6 +108,8 @@ def _build_simclr(cfg: Config, backbone: nn.Module, views: ViewPipeline) -> nn.M
         hidden_dim=cfg.model.hidden_dim,
         temperature=method_cfg.temperature,
         gather_distributed=method_cfg.gather_distributed,
+        projector=method_cfg.projector,
+        negatives=method_cfg.negatives,
     )
 
 

@@ -148,14 +148,20 @@ class MethodConfig:
 
 @dataclass
 class SimCLRConfig(MethodConfig):
-    """SimCLR (Chen et al. 2020): NT-Xent temperature; ``gather_distributed`` contrasts against all ranks."""
+    """SimCLR (Chen et al. 2020): NT-Xent temperature; ``gather_distributed`` contrasts against all ranks;
+    ``projector`` ``mlp | linear | none`` and ``negatives`` ``ntxent | cross_view`` are the DirectCLR paper's
+    baseline switches (Jing et al., ICLR 2022)."""
 
     name: str = "simclr"
     temperature: float = 0.2
     gather_distributed: bool = True
+    projector: str = "mlp"
+    negatives: str = "ntxent"
 
     def check(self, where: str = "method") -> None:
         require_greater(f"{where}.temperature", self.temperature, 0)
+        require_choice(f"{where}.projector", self.projector, ("mlp", "linear", "none"))
+        require_choice(f"{where}.negatives", self.negatives, ("ntxent", "cross_view"))
 
 
 @dataclass
@@ -244,7 +250,9 @@ class TrainerConfig:
 @dataclass
 class MonitorConfig:
     """Online monitors: kNN accuracy on ``data.eval_split`` every ``knn_every_epochs`` (0 disables), an online
-    linear probe on detached features, the effective rank of the embedding."""
+    linear probe on detached features, the effective rank of the embedding; ``collapse`` switches on the
+    dimensional-collapse callback (spectrum, effective rank, collapsed and dead dimensions of the representation and
+    of the loss space; ``collapse_rel`` is the eigenvalue threshold relative to the largest)."""
 
     knn_every_epochs: float = 1.0
     knn_k: int = 200
@@ -252,8 +260,11 @@ class MonitorConfig:
     knn_max_train: int | None = None  # subsample the kNN memory bank to this many training images
     online_linear: bool = True
     effective_rank: bool = True
+    collapse: bool = False
+    collapse_rel: float = 1e-4
 
     def check(self, where: str = "monitor") -> None:
+        require_in_range(f"{where}.collapse_rel", self.collapse_rel, 0, 1, interval="(]")
         require_at_least(f"{where}.knn_every_epochs", self.knn_every_epochs, 0)
         require_at_least(f"{where}.knn_k", self.knn_k, 1)
         require_greater(f"{where}.knn_temperature", self.knn_temperature, 0)

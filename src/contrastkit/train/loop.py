@@ -20,6 +20,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from contrastkit._checks import NonFiniteError
 from contrastkit._io import check_writable_dir
 from contrastkit.methods import ViewBatch
 from contrastkit.train.builders import build_data, build_method, build_optimizer, lr_factor
+from contrastkit.train.callbacks import Callback, MonitorContext, build_callbacks, check_callbacks
 from contrastkit.train.checkpoint import (
     BEST_CHECKPOINT,
     CHECKPOINT_DIR,
@@ -94,9 +96,22 @@ def _progress(enabled: bool, total: int | None) -> Any:
     return tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr)
 
 
-def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, command: str = "") -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` and return the run summary (also ``results.json`` and ``report.md``)."""
+def fit(
+    cfg: Config,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    command: str = "",
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` and return the run summary (also ``results.json`` and ``report.md``).
+
+    ``callbacks`` (:class:`contrastkit.train.callbacks.Callback`) run beside the ones the config switches on
+    (``monitor.collapse``); their metrics join the monitors' at every monitor point.
+    """
     from lightning.fabric import Fabric
+
+    callbacks = build_callbacks(cfg) + check_callbacks(callbacks)
 
     t = cfg.trainer
     device = _device(t.accelerator)
@@ -216,8 +231,9 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, command: str 
     def run_monitors() -> None:
         monitored_at[0] = state.step
         if fabric.is_global_zero and data.eval is not None:
+            unwrapped = module.module if hasattr(module, "module") else module
             metrics, features = evaluate_monitors(
-                module.module if hasattr(module, "module") else module,
+                unwrapped,
                 train,
                 data.eval,
                 cfg.monitor,
@@ -225,6 +241,13 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, command: str 
                 precision,
                 t.seed,
             )
+            ctx = MonitorContext(
+                state.step, state.step / steps_per_epoch, unwrapped.method, data.eval, features, device, precision
+            )
+            unwrapped.eval()
+            for callback in callbacks:
+                metrics.update(callback.on_monitor(ctx))
+            unwrapped.train()
             state.last_metrics = metrics
             held_out_features[:] = [features]
             if logger is not None:
@@ -303,7 +326,9 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, command: str 
         run_monitors()
     save(LAST_CHECKPOINT)
     features = held_out_features[0] if held_out_features else None
-    return _summarise(cfg, fabric, data, state, steps_per_epoch, device, precision, command, run_dir, logger, features)
+    return _summarise(
+        cfg, fabric, data, state, steps_per_epoch, device, precision, command, run_dir, logger, features, callbacks
+    )
 
 
 def _summarise(
@@ -318,6 +343,7 @@ def _summarise(
     run_dir: Path,
     logger: MetricsLogger | None,
     features: Tensor | None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """The run summary; rank 0 also writes ``results.json``, ``report.md`` and the plots, and prints one line."""
     summary: dict[str, Any] = {
@@ -339,13 +365,16 @@ def _summarise(
     if data.eval is not None:
         bank = min(len(data.train), cfg.monitor.knn_max_train or len(data.train))
         protocols = monitor_protocols(cfg.monitor, cfg.data.eval_split or "eval", bank)
+        for callback in callbacks:
+            protocols.update(callback.protocols())
         summary["metrics"] = dict(state.last_metrics)
         summary["protocols"] = {k: protocols[k] for k in state.last_metrics}
     rows = logger.rows() if logger is not None else []
     if logger is not None:
         logger.close()
     labels = data.eval.labels if data.eval is not None else None
-    write_run_report(run_dir, summary, rows, features=features, labels=labels)
+    extra_plots = [plot for callback in callbacks for plot in callback.on_train_end(run_dir)]
+    write_run_report(run_dir, summary, rows, features=features, labels=labels, extra_plots=extra_plots)
     acc = summary["metrics"].get("knn_top1")
     print(
         f"done: {summary['epochs']:.2f} epochs, {state.step} steps in {state.elapsed:.0f} s, "

@@ -279,6 +279,31 @@ def plot_spectrum(eigenvalues: Tensor | np.ndarray | Sequence[float], path: str 
     return save_figure(fig, path)
 
 
+def plot_spectra(
+    spectra: Mapping[str, Tensor | np.ndarray | Sequence[float]], path: str | Path, title: str = "Covariance spectra"
+) -> Path:
+    """Several spectra on one log plot, each divided by its largest eigenvalue so that spaces of different scale
+    and dimension compare (the collapse of Jing et al., ICLR 2022, Fig. 6 style); legends give the effective rank.
+    ``spectra``: ``{label: eigenvalues [D]}``."""
+    from contrastkit.evaluate import effective_rank
+
+    if not spectra:
+        raise ValueError("plot_spectra needs at least one spectrum: pass {label: eigenvalues}")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for label, eigenvalues in spectra.items():
+        eig = torch.as_tensor(np.asarray(eigenvalues, dtype=np.float64)).flatten()
+        erank = effective_rank(eig)
+        eig = eig.clamp_min(0).sort(descending=True).values
+        top = float(eig[0]) if eig.numel() and float(eig[0]) > 0 else 1.0
+        positive = eig[eig > 0] / top
+        ax.semilogy(np.arange(1, positive.numel() + 1), positive.numpy(), label=f"{label}: erank {erank:.1f}")
+    ax.set(xlabel="index (sorted)", ylabel="eigenvalue / largest (log)", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
 def _pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Projection ``[N, 2]`` of centred ``x`` ``[N, D]`` on its top-2 principal axes and their variance ratios."""
     x = x - x.mean(axis=0, keepdims=True)
@@ -375,6 +400,7 @@ def write_run_report(
     labels: Tensor | np.ndarray | None = None,
     *,
     epoch_metrics: Sequence[str] | None = None,
+    extra_plots: Sequence[tuple[str, Path]] = (),
 ) -> Path:
     """Write ``run_dir/plots/*.png``, ``run_dir/report.md`` and ``run_dir/results.json`` (= ``summary``).
 
@@ -383,7 +409,8 @@ def write_run_report(
     test split)"``, and any other JSON-able keys (epochs, seconds, images/s, ...) shown under "Run". Plots: the loss
     curve (rows with ``loss``), each epoch metric over epochs (``epoch_metrics``; default: keys matching
     :data:`MONITOR_KEY_PATTERN`), the spectrum (``eigenvalues``, or that of the L2-normalised ``features``) and
-    the PCA map of ``features`` coloured by ``labels``. Plots without data are skipped. Returns the report path.
+    the PCA map of ``features`` coloured by ``labels``, then ``extra_plots`` ``[(title, png path in run_dir)]`` (from
+    callbacks). Plots without data are skipped. Returns the report path.
     """
     for key in ("config", "command", "metrics", "protocols"):
         if key not in summary:
@@ -416,6 +443,7 @@ def write_run_report(
         plots.append((spectrum_title, plot_spectrum(eigenvalues, directory / "plots" / "spectrum.png")))
     if features is not None:
         plots.append(("Embedding map", plot_embedding_map(features, labels, directory / "plots" / "embedding.png")))
+    plots += [(title, Path(file)) for title, file in extra_plots]
 
     lines = [f"# Run report: {summary['config']}", "", f"Command: `{summary['command']}`", "", "## Final metrics", ""]
     lines += ["| Metric | Value | Protocol |", "|---|---|---|"]
