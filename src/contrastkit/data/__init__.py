@@ -10,6 +10,7 @@ from contrastkit.data.dataset import ImageDataset
 from contrastkit.data.folders import ImageFolder
 from contrastkit.data.npz import load_npz
 from contrastkit.data.registry import DatasetInfo, DatasetNotInstalledError, available, load
+from contrastkit.data.samplers import HAM10000_COUNTS, ClassBalancedBatchSampler, long_tailed_subset
 from contrastkit.data.splits import (
     label_fraction_indices,
     long_tailed_counts,
@@ -19,6 +20,9 @@ from contrastkit.data.splits import (
 )
 
 __all__ = [
+    "HAM10000_COUNTS",
+    "ClassBalancedBatchSampler",
+    "long_tailed_subset",
     "DatasetInfo",
     "DatasetNotInstalledError",
     "ImageDataset",

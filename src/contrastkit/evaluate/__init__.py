@@ -12,7 +12,14 @@ Pure torch + numpy + scikit-learn (no lightning). Typical use::
 
 from __future__ import annotations
 
-from contrastkit.evaluate.classification import balanced_accuracy, macro_f1, ovr_auc
+from contrastkit.evaluate.classification import (
+    balanced_accuracy,
+    imbalanced_classification_report,
+    macro_f1,
+    ovr_auc,
+    per_class_recall,
+    weighted_f1,
+)
 from contrastkit.evaluate.clustering import cluster_assignments, cluster_scores, mean_cluster_scores
 from contrastkit.evaluate.collapse import collapse_report
 from contrastkit.evaluate.features import extract_features, module_device
@@ -31,6 +38,9 @@ __all__ = [
     "macro_f1",
     "balanced_accuracy",
     "ovr_auc",
+    "weighted_f1",
+    "per_class_recall",
+    "imbalanced_classification_report",
     "cluster_assignments",
     "cluster_scores",
     "mean_cluster_scores",

@@ -3,7 +3,10 @@
 * ``macro_f1``: unweighted mean over classes of ``F1_c = 2 P_c R_c / (P_c + R_c)``;
 * ``balanced_accuracy``: mean per-class recall ``(1/C) sum_c TP_c / (TP_c + FN_c)`` over the classes present;
 * ``ovr_auc``: one-vs-rest ROC-AUC, ``AUC_c`` of score column ``c`` for "class c vs the rest", macro-averaged
-  as ``sklearn.metrics.roc_auc_score(multi_class="ovr")`` but the scores need not sum to 1 (logits are fine).
+  as ``sklearn.metrics.roc_auc_score(multi_class="ovr")`` but the scores need not sum to 1 (logits are fine);
+* ``weighted_f1``: ``sum_c (support_c / N) F1_c``, for reference only (it hides minority-class failures);
+* ``per_class_recall``: ``R_c = TP_c / (TP_c + FN_c)`` for each class ``c`` (0 for a class absent from y_true);
+* ``imbalanced_classification_report``: all of the above plus accuracy from ``[N, C]`` scores in one call.
 
 Inputs may be torch tensors (any device) or numpy arrays.
 """
@@ -11,10 +14,17 @@ Inputs may be torch tensors (any device) or numpy arrays.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score, roc_auc_score
 from torch import Tensor
 
-__all__ = ["macro_f1", "balanced_accuracy", "ovr_auc"]
+__all__ = [
+    "macro_f1",
+    "balanced_accuracy",
+    "ovr_auc",
+    "weighted_f1",
+    "per_class_recall",
+    "imbalanced_classification_report",
+]
 
 ArrayLike = Tensor | np.ndarray
 
@@ -96,3 +106,50 @@ def ovr_auc(y_true: ArrayLike, scores: ArrayLike, average: str = "macro") -> flo
         t
     ]  # [N, C] indicator: per-column binary AUC, no sum-to-1 check
     return float(roc_auc_score(onehot, s, average=average))
+
+
+def weighted_f1(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int | None = None) -> float:
+    """Support-weighted F1 ``sum_c (n_c / N) F1_c`` in ``[0, 1]`` (``f1_score(average="weighted")``); classes
+    ``0..num_classes-1`` when given (absent classes have support 0 and weight 0)."""
+    t, p = _pair(y_true, y_pred)
+    labels = None if num_classes is None else list(range(num_classes))
+    return float(f1_score(t, p, labels=labels, average="weighted", zero_division=0))
+
+
+def per_class_recall(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int | None = None) -> list[float]:
+    """Recall ``TP_c / (TP_c + FN_c)`` of every class ``c = 0..C-1`` as a list of C floats.
+
+    ``C = num_classes`` when given, else ``max(y_true, y_pred) + 1``; a class absent from ``y_true`` gets 0.
+    """
+    t, p = _pair(y_true, y_pred)
+    if num_classes is None:
+        num_classes = int(max(t.max(), p.max())) + 1
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= num_classes:
+        raise ValueError(f"class ids must lie in [0, {num_classes}); pass the right num_classes")
+    recalls = recall_score(t, p, labels=list(range(num_classes)), average=None, zero_division=0)
+    return [float(r) for r in recalls]
+
+
+def imbalanced_classification_report(y_true: ArrayLike, scores: ArrayLike) -> dict[str, float | list[float]]:
+    """Every metric of an imbalanced evaluation from per-class ``scores`` ``[N, C]`` (probabilities or logits).
+
+    Predictions are ``argmax`` of the scores. Returns ``{"macro_f1", "weighted_f1", "auc_macro_ovr",
+    "balanced_accuracy", "accuracy"}`` (floats) and ``"per_class_recall"`` (list of C floats). Every class must
+    occur in ``y_true`` (a balanced test split) for the AUC to be defined.
+    """
+    t = _labels("y_true", y_true)
+    s = _to_numpy("scores", scores)
+    if s.ndim != 2 or s.shape[0] != t.shape[0] or s.shape[1] < 2:
+        raise ValueError(f"scores must be [N, C] with N = {t.shape[0]} and C >= 2, got shape {s.shape}")
+    num_classes = int(s.shape[1])
+    pred = s.argmax(axis=1).astype(np.int64)
+    return {
+        "macro_f1": macro_f1(t, pred, num_classes),
+        "weighted_f1": weighted_f1(t, pred, num_classes),
+        "auc_macro_ovr": ovr_auc(t, s, average="macro"),
+        "balanced_accuracy": balanced_accuracy(t, pred),
+        "accuracy": float(accuracy_score(t, pred)),
+        "per_class_recall": per_class_recall(t, pred, num_classes),
+    }

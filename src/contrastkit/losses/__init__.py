@@ -10,6 +10,8 @@ Functions take raw embeddings (L2-normalised inside) and have ``nn.Module`` wrap
 * :func:`cross_view_info_nce` / :class:`CrossViewInfoNCELoss`: DirectCLR's cross-view InfoNCE (Jing et al.
   2022);
 * :func:`focal_loss` / :class:`FocalLoss`: softmax focal loss (Lin et al. 2017).
+* :func:`class_balanced_loss` / :class:`ClassBalancedLoss`: class-balanced CE / focal (Cui et al. 2019), and
+  :func:`inverse_frequency_weights` for weighted CE.
 
 The batch-contrastive losses take ``gather_distributed`` (exact DDP gradients, see
 :mod:`contrastkit.distributed`) and ``chunk_size`` (bounded memory).
@@ -17,6 +19,12 @@ The batch-contrastive losses take ``gather_distributed`` (exact DDP gradients, s
 
 from __future__ import annotations
 
+from contrastkit.losses.class_balanced import (
+    ClassBalancedLoss,
+    class_balanced_loss,
+    class_balanced_weights,
+    inverse_frequency_weights,
+)
 from contrastkit.losses.cross_view import CrossViewInfoNCELoss, cross_view_info_nce
 from contrastkit.losses.dcl import DCLLoss, dcl
 from contrastkit.losses.focal import FocalLoss, focal_loss
@@ -33,6 +41,10 @@ from contrastkit.losses.nt_xent import NTXentLoss, nt_xent
 from contrastkit.losses.supcon import SupConLoss, supcon
 
 __all__ = [
+    "ClassBalancedLoss",
+    "class_balanced_loss",
+    "class_balanced_weights",
+    "inverse_frequency_weights",
     "CrossViewInfoNCELoss",
     "DCLLoss",
     "Denominator",

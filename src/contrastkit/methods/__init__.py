@@ -3,5 +3,9 @@
 from contrastkit.methods.base import Method, ViewBatch, split_batch
 from contrastkit.methods.directclr import DirectCLR
 from contrastkit.methods.simclr import SimCLR
+from contrastkit.methods.supercon import SuperCon, supercon_classifier
+from contrastkit.methods.supervised import CLASSIFICATION_LOSSES, SupervisedClassifier, build_classification_loss
 
 __all__ = ["DirectCLR", "Method", "SimCLR", "ViewBatch", "split_batch"]
+__all__ += ["SuperCon", "supercon_classifier", "SupervisedClassifier", "build_classification_loss"]
+__all__ += ["CLASSIFICATION_LOSSES"]

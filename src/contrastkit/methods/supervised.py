@@ -1,0 +1,170 @@
+r"""Supervised classifier on a backbone: the imbalanced-learning baselines and SuperCon's stage 2.
+
+``logits = W f(t(x)) + b`` (``f`` the backbone ``[B, C, H, W] -> [B, D]``, ``t`` one random view, ``W`` a
+:class:`~contrastkit.models.LinearClassifier` ``[D] -> [K]``), trained with one of (``n_y`` the training count of
+class y, weights from the TRAINING split):
+
+* ``"ce"``: ``mean_n CE_n``;
+* ``"weighted_ce"``: ``sum_n w_{y_n} CE_n / sum_n w_{y_n}`` with inverse-frequency ``w_c ∝ 1 / n_c`` (sum C),
+  PyTorch's ``F.cross_entropy(weight=w)``;
+* ``"focal"``: ``mean_n -(1 - p_t)^gamma log p_t`` (Lin et al. 2017, gamma = 2, no alpha);
+* ``"class_balanced"``: ``mean_n w_{y_n} CE_n`` with ``w_c ∝ (1 - beta) / (1 - beta^{n_c})`` (sum C; Cui et al.
+  2019, beta = 0.999).
+
+``freeze_encoder=True`` (SupCon's linear evaluation, ``main_linear.py``) trains only ``W``: the backbone's
+parameters get ``requires_grad=False``, it stays in eval mode (no BatchNorm statistics update) and runs under
+``no_grad``. Drive it from any loop::
+
+    model = SupervisedClassifier(backbone, simclr_views(28, 1), num_classes=10, loss="focal")
+    out = model.training_step((images, labels)); out["loss"].backward(); optimizer.step()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from contrastkit._checks import check_images, check_labels, check_positive
+from contrastkit.augment import ViewPipeline
+from contrastkit.losses import ClassBalancedLoss, FocalLoss, inverse_frequency_weights
+from contrastkit.methods.base import Batch, ViewBatch, split_batch
+from contrastkit.models import LinearClassifier
+
+CLASSIFICATION_LOSSES = ("ce", "weighted_ce", "focal", "class_balanced")
+
+
+class _WeightedCrossEntropy(nn.Module):
+    """``F.cross_entropy(logits, y, weight=w)`` with the weights [K] as a buffer."""
+
+    weight: Tensor
+
+    def __init__(self, weight: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight.float())
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(logits.float(), targets, weight=self.weight)
+
+
+class _CrossEntropy(nn.Module):
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(logits.float(), targets)
+
+
+def build_classification_loss(
+    name: str,
+    class_counts: Sequence[int] | Tensor | None = None,
+    *,
+    focal_gamma: float = 2.0,
+    cb_beta: float = 0.999,
+) -> nn.Module:
+    """The loss module ``(logits [B, K], targets [B]) -> scalar`` called ``name`` (see the module docstring).
+
+    ``class_counts`` [K] (training samples per class) is required for ``"weighted_ce"`` and
+    ``"class_balanced"``.
+    """
+    if name not in CLASSIFICATION_LOSSES:
+        raise ValueError(f"loss must be one of {CLASSIFICATION_LOSSES}, got {name!r}")
+    if name in ("weighted_ce", "class_balanced") and class_counts is None:
+        raise ValueError(f"loss={name!r} needs class_counts (training samples per class, from the training split)")
+    if name == "ce":
+        return _CrossEntropy()
+    if name == "focal":
+        return FocalLoss(gamma=focal_gamma)
+    if name == "weighted_ce":
+        return _WeightedCrossEntropy(inverse_frequency_weights(class_counts))  # type: ignore[arg-type]
+    return ClassBalancedLoss(class_counts, cb_beta)  # type: ignore[arg-type]
+
+
+class SupervisedClassifier(nn.Module):
+    """Backbone + linear classifier trained with a (re-weighted) classification loss on one random view.
+
+    Args:
+        backbone: module ``[B, C, H, W] -> [B, D]`` with a ``num_features`` attribute (``D``).
+        views: view pipeline applied to every training batch (None: batches are already augmented).
+        num_classes: K.
+        loss: ``"ce" | "weighted_ce" | "focal" | "class_balanced"``.
+        class_counts: [K] training samples per class (needed by ``weighted_ce`` and ``class_balanced``).
+        focal_gamma: gamma of the focal loss (2 in Lin et al.).
+        cb_beta: beta of the class-balanced weights (0.999).
+        freeze_encoder: train only the classifier (SupCon linear evaluation) instead of end to end.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        views: ViewPipeline | None,
+        num_classes: int,
+        *,
+        loss: str = "ce",
+        class_counts: Sequence[int] | Tensor | None = None,
+        focal_gamma: float = 2.0,
+        cb_beta: float = 0.999,
+        freeze_encoder: bool = False,
+    ) -> None:
+        super().__init__()
+        num_features = int(getattr(backbone, "num_features", 0))
+        if num_features <= 0:
+            raise ValueError("backbone needs a positive `num_features` attribute (its output size)")
+        check_positive("num_classes", num_classes)
+        if class_counts is not None and len(class_counts) != num_classes:
+            raise ValueError(f"class_counts has {len(class_counts)} entries but num_classes is {num_classes}")
+        self.backbone = backbone
+        self.views = views
+        self.num_classes = int(num_classes)
+        self.classifier = LinearClassifier(num_features, self.num_classes)
+        self.loss_name = loss
+        self.criterion = build_classification_loss(loss, class_counts, focal_gamma=focal_gamma, cb_beta=cb_beta)
+        self.freeze_encoder = bool(freeze_encoder)
+        if self.freeze_encoder:
+            self.backbone.requires_grad_(False)
+            self.backbone.eval()
+
+    def train(self, mode: bool = True) -> SupervisedClassifier:
+        """Like ``nn.Module.train``, but a frozen backbone stays in eval mode."""
+        super().train(mode)
+        if self.freeze_encoder:
+            self.backbone.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters the optimiser should update (only the classifier's when the encoder is frozen)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The representation ``f(x)``, ``[B, D]``."""
+        return self.backbone(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class logits ``[B, K]`` of images ``x`` (no augmentation)."""
+        if self.freeze_encoder:
+            with torch.no_grad():
+                features = self.backbone(x)
+            return self.classifier(features.float())
+        return self.classifier(self.backbone(x).float())
+
+    def make_views(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor]:
+        """One random view ``[B, C, H, W]`` of ``images`` (the images themselves when ``views`` is None)."""
+        images = check_images("images", images)
+        return (images if self.views is None else self.views(images, generator=generator),)
+
+    def training_step(self, batch: Batch) -> dict[str, Tensor]:
+        """One step on ``(images, labels)`` (or ``ViewBatch((view,), labels)``): ``{"loss", "embeddings"}``."""
+        if isinstance(batch, ViewBatch):
+            view, labels = check_images("view", batch.views[0]), batch.labels
+        else:
+            images, labels = split_batch(batch)
+            (view,) = self.make_views(images)
+        if labels is None:
+            raise ValueError("a supervised step needs labels: pass (images, labels) or ViewBatch(views, labels)")
+        labels = check_labels("labels", labels, view.shape[0], self.num_classes).to(view.device)
+        if self.freeze_encoder:
+            with torch.no_grad():
+                features = self.backbone(view)
+        else:
+            features = self.backbone(view)
+        logits = self.classifier(features.float())
+        return {"loss": self.criterion(logits, labels), "embeddings": features.detach()}
