@@ -24,6 +24,20 @@ def test_spectrum_equals_squared_singular_values() -> None:
     torch.testing.assert_close(embedding_spectrum(z, center=False), want_raw, rtol=1e-9, atol=1e-12)
 
 
+def test_spectrum_of_a_known_covariance_is_recovered() -> None:
+    """Samples of N(0, Q diag(lam) Q^T) with a random rotation Q: the spectrum converges to lam (sorted), with the
+    sampling error of a covariance eigenvalue, about lam * sqrt(2 / N)."""
+    g = torch.Generator().manual_seed(3)
+    lam = torch.tensor([9.0, 4.0, 2.0, 1.0, 0.5, 0.1, 0.01, 0.001], dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g, dtype=torch.float64))
+    n = 50_000
+    z = torch.randn(n, 8, generator=g, dtype=torch.float64) * lam.sqrt() @ q.T + 5.0
+    eig = embedding_spectrum(z)
+    torch.testing.assert_close(eig, lam, rtol=5 * math.sqrt(2 / n), atol=0.0)
+    p = lam / lam.sum()
+    assert effective_rank(z) == pytest.approx(math.exp(-float((p * p.log()).sum())), rel=0.02)
+
+
 def test_isotropic_gaussian_has_full_effective_rank() -> None:
     z = torch.randn(20000, 16, generator=torch.Generator().manual_seed(1))
     assert effective_rank(z) == pytest.approx(16.0, rel=0.02)

@@ -10,7 +10,8 @@ the CPU has it, and the same number of steps. Only what the loss sees differs:
 * ``mlp``: ``z = W2 relu(BN(W1 r))`` (128 -> 128 -> 128), SimCLR's projector;
 * ``linear``: ``z = W r`` (128 -> 128, no bias);
 * ``none``: ``z = r``;
-* ``directclr-d{16,32,64}``: ``z = r[:, :d0]`` with ``d0 = D/8, D/4, D/2`` (no projector).
+* ``directclr-d{16,32,64}``: ``z = r[:, :d0]`` with ``d0 = D/8, D/4, D/2`` (no projector);
+* ``random-init`` (reference): the same backbone untrained, at the seed's initialisation.
 
 Each over two augmentations (spec §7.2: "weak vs strong noise/crop"):
 
@@ -50,6 +51,9 @@ AUGMENTATIONS: dict[str, dict[str, Any]] = {
 LOSS_SPACES = ("mlp", "linear", "none") + tuple(f"directclr-d{d}" for d in D0S)
 
 ARMS = [Arm(f"{space}-{aug}", {"loss_space": space, "augment": aug}) for aug in AUGMENTATIONS for space in LOSS_SPACES]
+# Reference, not a method: the same backbone at its seed's random initialisation (no training step), evaluated the
+# same way, so the report shows what the training budget adds to (or takes from) the representation.
+ARMS.append(Arm("random-init", {"loss_space": "none", "augment": "weak", "train": False}))
 
 _REP = "representation r (128-d pooled backbone features)"
 _TEST = "Fashion-MNIST test images (10,000; 2,000 with --quick)"
@@ -100,16 +104,18 @@ def _fashion_mnist() -> tuple[Any, Any]:
     return load("fashion-mnist", "train"), load("fashion-mnist", "test")
 
 
-def train_arm(cfg: Any, train_images: Any, device: Any) -> Any:
-    """Train the method of ``cfg`` for ``cfg.trainer.max_steps`` steps; data order and views are functions of
-    ``(seed, step)``, so every arm sees the same images in the same order. Returns the method in eval mode."""
+def train_arm(cfg: Any, train_images: Any, device: Any, train: bool = True) -> Any:
+    """Train the method of ``cfg`` for ``cfg.trainer.max_steps`` steps (none when ``train`` is false: the seed's
+    initialisation); data order and views are functions of ``(seed, step)``, so every arm sees the same images in the
+    same order. Returns the method in eval mode."""
     import torch
 
     from contrastkit import accel
     from contrastkit.methods import ViewBatch
     from contrastkit.train.builders import build_method, build_optimizer, lr_factor
 
-    seed, steps, batch = cfg.trainer.seed, int(cfg.trainer.max_steps), cfg.data.batch_size
+    seed, batch = cfg.trainer.seed, cfg.data.batch_size
+    steps = int(cfg.trainer.max_steps) if train else 0
     torch.manual_seed(seed)
     precision = accel.resolve_precision(cfg.trainer.precision, device)
     method = accel.channels_last(build_method(cfg, 28, 1).to(device), precision == "bf16")
@@ -176,7 +182,7 @@ def run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     train, test = _fashion_mnist()
     cfg = arm_config(arm.setting, seed, STEPS_QUICK if quick else STEPS_FULL)
-    method = train_arm(cfg, train.images, device)
+    method = train_arm(cfg, train.images, device, train=bool(arm.setting.get("train", True)))
     n_train, n_test = EVAL_QUICK if quick else EVAL_FULL
     out = evaluate_arm(method, train, test, n_train, n_test, device)
     save_artifact_json(f"spectra-{arm.name}-seed{seed}", out.pop("_spectra"))
