@@ -21,6 +21,7 @@ from contrastkit.augment.color import (
     luma,
     rotate_hue,
 )
+from contrastkit.augment.dsa import DSAConfig, DSAParams, dsa_apply, dsa_random, sample_dsa_params
 from contrastkit.augment.geometry import (
     CropParams,
     RandomHorizontalFlip,
@@ -56,3 +57,10 @@ __all__ = [
     "rotate_hue",
     "simclr_views",
 ]
+__all__ += [
+    "DSAConfig",
+    "DSAParams",
+    "dsa_apply",
+    "dsa_random",
+    "sample_dsa_params",
+]  # dataset condensation (DC / DSA / DCC)

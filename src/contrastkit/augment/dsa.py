@@ -148,7 +148,10 @@ def sample_dsa_params(
     )
     cut = int(cfg.ratio_cutout * h + 0.5), int(cfg.ratio_cutout * w + 0.5)
     centres = torch.stack(
-        [_randint(0, h + (1 - cut[0] % 2), (g,), generator, dev), _randint(0, w + (1 - cut[1] % 2), (g,), generator, dev)],
+        [
+            _randint(0, h + (1 - cut[0] % 2), (g,), generator, dev),
+            _randint(0, w + (1 - cut[1] % 2), (g,), generator, dev),
+        ],
         dim=1,
     )
 
@@ -195,8 +198,11 @@ def dsa_apply(images: Tensor, params: DSAParams, group_index: Tensor | None = No
     if group_index is None:
         if params.num_groups not in (1, b):
             raise ValueError(f"{params.num_groups} groups for {b} images: pass group_index [B]")
-        idx = torch.arange(b, device=x.device) if params.num_groups == b else torch.zeros(b, dtype=torch.long,
-                                                                                            device=x.device)
+        idx = (
+            torch.arange(b, device=x.device)
+            if params.num_groups == b
+            else torch.zeros(b, dtype=torch.long, device=x.device)
+        )
     else:
         idx = group_index.to(device=x.device, dtype=torch.long)
         if idx.shape != (b,) or (b and (int(idx.min()) < 0 or int(idx.max()) >= params.num_groups)):

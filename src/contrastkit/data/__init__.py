@@ -6,6 +6,7 @@ sources.
 
 from __future__ import annotations
 
+from contrastkit.data.clutter import clutter_images, cluttered_mnist
 from contrastkit.data.dataset import ImageDataset
 from contrastkit.data.folders import ImageFolder
 from contrastkit.data.npz import load_npz
@@ -36,3 +37,4 @@ __all__ = [
     "scale_profile",
     "stratified_split",
 ]
+__all__ += ["clutter_images", "cluttered_mnist"]  # dataset condensation (DC / DSA / DCC)

@@ -11,7 +11,9 @@ Each 28x28 image keeps its MNIST digit and label and gets, independently of the 
 * a smooth texture: ``texture_strength * mean_k (0.5 + 0.5 sin(<f_k, p> + phi_k))`` over 3 random gratings
   (frequency ``|f_k|`` in [0.3, 0.9] rad/pixel, uniform direction and phase).
 
-The layers are combined with a pixel-wise maximum, so values stay in [0, 1]. Everything is drawn from
+The layers are combined with a pixel-wise maximum, so values stay in [0, 1]. The defaults (2 fragments of 7x7)
+leave random selection off the floor with a width-32 DC ConvNet (random real subset, 3 nets x 300 epochs, 1,000
+test images: 16 % at 1 image per class, 58 % at 10; with 6 fragments of 9x9: 14 % and 27 %). Everything is drawn from
 ``torch.Generator().manual_seed(seed * 10 + split_id)``: the same (split, seed) gives the same images. Nothing
 downloads; only the installed MNIST (``contrastkit.data.load("mnist", split)``) is read.
 """
@@ -46,8 +48,8 @@ def clutter_images(
     generator: torch.Generator,
     *,
     max_shift: int = 4,
-    num_fragments: int = 6,
-    fragment_size: int = 9,
+    num_fragments: int = 2,
+    fragment_size: int = 7,
     texture_strength: float = 0.45,
 ) -> Tensor:
     """Cluttered copies of ``digits [N, 1, H, W]`` in [0, 1] (CPU), see the module docstring."""

@@ -6,7 +6,8 @@
   another: a class with fewer than ``k`` members (or exhausted in an epoch) starts a fresh permutation, i.e. rare
   classes are sampled with replacement (repeated), frequent classes without replacement within a permutation.
   The order inside a batch is shuffled. One epoch is ``num_batches`` batches (default ``ceil(N / (k K))``, about
-  one pass's worth of samples); ``set_epoch(e)`` reseeds with ``seed + e`` so that epochs differ but replay.
+  one pass's worth of samples); ``set_epoch(e)`` switches to the random stream of ``(seed, e)`` so that epochs
+  differ but replay exactly (the same seed and epoch give the same batches).
 * :func:`long_tailed_subset`: the subset of an :class:`ImageDataset` with exactly ``counts[c]`` images of class c
   (:func:`contrastkit.data.splits.long_tailed_indices`), e.g. the exponential profile
   ``long_tailed_counts(n_max, C, rho)`` or the HAM10000 profile ``scale_profile(HAM10000_COUNTS, s)`` (the first
@@ -39,14 +40,13 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         labels: [N] integer class ids >= 0 (any device; only the classes present count towards K).
         batch_size: requested batch size; the batches hold ``per_class * K <= batch_size`` indices.
         num_batches: batches per epoch (default ``ceil(N / (per_class * K))``).
-        seed: seed of every random draw (CPU ``torch.Generator``), combined with the epoch set by ``set_epoch``.
+        seed: int >= 0, seed of every random draw (CPU ``torch.Generator``), combined with the epoch set by
+            ``set_epoch``.
 
     Usable as ``DataLoader(dataset, batch_sampler=ClassBalancedBatchSampler(labels, 256))``.
     """
 
-    def __init__(
-        self, labels: Tensor, batch_size: int, *, num_batches: int | None = None, seed: int = 0
-    ) -> None:
+    def __init__(self, labels: Tensor, batch_size: int, *, num_batches: int | None = None, seed: int = 0) -> None:
         check_labels("labels", labels, labels.shape[0] if isinstance(labels, Tensor) and labels.ndim else -1)
         if labels.numel() == 0 or int(labels.min()) < 0:
             raise ValueError("labels must be a non-empty [N] tensor of class ids >= 0")
@@ -65,12 +65,16 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
             raise ValueError(f"num_batches must be an int >= 1, got {num_batches!r}")
         self.num_batches = num_batches
         self.members = [torch.nonzero(cpu == c, as_tuple=False).flatten() for c in self.classes]
-        self.seed = int(seed)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+            raise ValueError(f"seed must be an int in [0, 2**31), got {seed!r}")
+        self.seed = seed
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Use the random stream of epoch ``epoch`` (seed ``seed + epoch``) in the next iteration."""
-        self.epoch = int(epoch)
+        """Use the random stream of ``(seed, epoch)`` in the next iteration (``DistributedSampler`` style)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**31:
+            raise ValueError(f"epoch must be an int in [0, 2**31), got {epoch!r}")
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.num_batches
@@ -82,7 +86,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         return torch.cat(perms)[:total]
 
     def __iter__(self) -> Iterator[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        generator = torch.Generator().manual_seed(self.seed * 2**31 + self.epoch)  # distinct per (seed, epoch)
         total = self.per_class * self.num_batches
         streams = [self._class_stream(m, total, generator).view(self.num_batches, self.per_class) for m in self.members]
         table = torch.cat(streams, dim=1)  # [num_batches, per_class * K]

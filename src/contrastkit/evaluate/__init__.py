@@ -22,6 +22,13 @@ from contrastkit.evaluate.classification import (
 )
 from contrastkit.evaluate.clustering import cluster_assignments, cluster_scores, mean_cluster_scores
 from contrastkit.evaluate.collapse import collapse_report
+from contrastkit.evaluate.condensation import (
+    SynsetEvalConfig,
+    SynsetEvaluation,
+    evaluate_synset,
+    random_real_subset,
+    whole_data_accuracy,
+)
 from contrastkit.evaluate.features import extract_features, module_device
 from contrastkit.evaluate.knn import knn_accuracy, knn_predict, knn_scores
 from contrastkit.evaluate.linear import LinearProbeResult, linear_probe
@@ -50,3 +57,10 @@ __all__ = [
     "dead_units",
     "collapse_report",
 ]
+__all__ += [
+    "SynsetEvalConfig",
+    "SynsetEvaluation",
+    "evaluate_synset",
+    "random_real_subset",
+    "whole_data_accuracy",
+]  # dataset condensation (DC / DSA / DCC)

@@ -96,15 +96,11 @@ def ovr_auc(y_true: ArrayLike, scores: ArrayLike, average: str = "macro") -> flo
         raise ValueError(f"y_true must lie in [0, {n_classes}) to match scores, got [{t.min()}, {t.max()}]")
     counts = np.bincount(t, minlength=n_classes)
     if (counts == 0).any() or (counts == t.shape[0]).any():
-        raise ValueError(
-            f"every class needs positives and negatives for AUC; class counts are {counts.tolist()}"
-        )
+        raise ValueError(f"every class needs positives and negatives for AUC; class counts are {counts.tolist()}")
     if s.ndim == 1 or n_classes == 2:
         positive = s if s.ndim == 1 else s[:, 1] - s[:, 0]
         return float(roc_auc_score(t, positive))
-    onehot = np.eye(n_classes, dtype=np.int64)[
-        t
-    ]  # [N, C] indicator: per-column binary AUC, no sum-to-1 check
+    onehot = np.eye(n_classes, dtype=np.int64)[t]  # [N, C] indicator: per-column binary AUC, no sum-to-1 check
     return float(roc_auc_score(onehot, s, average=average))
 
 

@@ -28,6 +28,12 @@ from contrastkit.losses.class_balanced import (
 from contrastkit.losses.cross_view import CrossViewInfoNCELoss, cross_view_info_nce
 from contrastkit.losses.dcl import DCLLoss, dcl
 from contrastkit.losses.focal import FocalLoss, focal_loss
+from contrastkit.losses.gradient_matching import (
+    GRADIENT_DISTANCES,
+    dc_matching_loss,
+    dcc_matching_loss,
+    gradient_distance,
+)
 from contrastkit.losses.info_nce import (
     Denominator,
     InfoNCELoss,
@@ -63,3 +69,9 @@ __all__ = [
     "nt_xent",
     "supcon",
 ]
+__all__ += [
+    "GRADIENT_DISTANCES",
+    "dc_matching_loss",
+    "dcc_matching_loss",
+    "gradient_distance",
+]  # dataset condensation (DC / DSA / DCC)

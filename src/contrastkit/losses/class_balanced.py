@@ -61,15 +61,15 @@ def class_balanced_weights(class_counts: Sequence[int] | Tensor, beta: float = 0
         beta: in [0, 1); Cui et al. use 0.9, 0.99, 0.999, 0.9999.
 
     Returns:
-        float64 tensor [C] (CPU). ``1 - beta^n`` is computed as ``-expm1(n * log1p(-beta))`` (exact for beta
-        near 1).
+        float64 tensor [C] (CPU). ``1 - beta^n`` is computed as ``-expm1(n * log(beta))`` with
+        ``log(beta) = log1p(beta - 1)`` (accurate for beta near 1).
     """
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
         raise ValueError(f"beta must be a number in [0, 1), got {beta!r} (Cui et al. use 0.99 - 0.9999)")
     n = _counts(class_counts)
     if beta == 0:
         return torch.ones_like(n)
-    inverse_effective = (1.0 - beta) / -torch.expm1(n * math.log1p(-beta))
+    inverse_effective = (1.0 - beta) / -torch.expm1(n * math.log1p(beta - 1.0))
     return inverse_effective / inverse_effective.sum() * n.numel()
 
 

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from contrastkit._checks import check_labels, check_positive
 from contrastkit.augment import ViewPipeline
-from contrastkit.losses import supcon
+from contrastkit.losses import Reduction, supcon
 from contrastkit.methods._two_views import draw_two_views, two_views_of
 from contrastkit.methods.base import Batch, ViewBatch, split_batch
 from contrastkit.methods.supervised import SupervisedClassifier
@@ -95,10 +95,11 @@ class SuperCon(nn.Module):
         return draw_two_views("SuperCon", self.views, images, generator)
 
     def loss(self, z: Tensor, labels: Tensor) -> Tensor:
-        """SupCon loss of projections ``z`` ``[V * B, d]`` (views stacked) and ``labels`` ``[V * B]``."""
-        reduction = "none" if self.supcon_reduction == "all_anchors" else "mean"
+        """SupCon loss of projections ``z`` ``[V * B, d]`` (views stacked) and ``labels`` ``[V * B]``, computed in
+        at least float32 (bf16 autocast outputs are promoted)."""
+        reduction: Reduction = "none" if self.supcon_reduction == "all_anchors" else "mean"
         out = supcon(
-            z.float(),
+            z.to(torch.promote_types(z.dtype, torch.float32)),
             labels,
             self.temperature,
             self.base_temperature,

@@ -90,7 +90,8 @@ class SupervisedClassifier(nn.Module):
         class_counts: [K] training samples per class (needed by ``weighted_ce`` and ``class_balanced``).
         focal_gamma: gamma of the focal loss (2 in Lin et al.).
         cb_beta: beta of the class-balanced weights (0.999).
-        freeze_encoder: train only the classifier (SupCon linear evaluation) instead of end to end.
+        freeze_encoder: train only the classifier (SupCon linear evaluation) instead of end to end. The flag
+            sets ``requires_grad`` of EVERY backbone parameter (False when frozen, True otherwise).
     """
 
     def __init__(
@@ -119,8 +120,9 @@ class SupervisedClassifier(nn.Module):
         self.loss_name = loss
         self.criterion = build_classification_loss(loss, class_counts, focal_gamma=focal_gamma, cb_beta=cb_beta)
         self.freeze_encoder = bool(freeze_encoder)
+        # the whole encoder is trained or none of it (also undoes an earlier freeze of a shared backbone)
+        self.backbone.requires_grad_(not self.freeze_encoder)
         if self.freeze_encoder:
-            self.backbone.requires_grad_(False)
             self.backbone.eval()
 
     def train(self, mode: bool = True) -> SupervisedClassifier:
