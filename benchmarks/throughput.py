@@ -2,7 +2,8 @@
 
 Prints one table. Rows:
   * ``step``: images/s of a full SimCLR step (batch from memory + two views + forward + backward + optimiser step),
-    in plain float32 eager and in the fast configuration (channels_last + bfloat16 autocast where supported);
+    in plain float32 eager and in the fast configuration (channels_last + bfloat16 autocast where supported), the
+    two timed in alternation (median of ``--repeats`` each);
     achieved FLOP/s of the step from ``torch.utils.flop_counter`` next to the measured GEMM FLOP/s of the machine;
   * ``augment``: images/s of the two-view augmentation alone, and its share of the step time;
   * ``loss``: forward+backward milliseconds of nt_xent and supcon at N = 1024 and 4096 (d = 128).
@@ -46,7 +47,8 @@ def gemm_flops(dtype: torch.dtype, n: int = 2048) -> float:
     return 2 * n**3 / timeit(lambda: a @ b, repeats=5)
 
 
-def step_benchmark(args: argparse.Namespace, fast: bool, images: torch.Tensor) -> dict:
+def make_step(args: argparse.Namespace, fast: bool, images: torch.Tensor) -> tuple[Callable[[], None], SimCLR, str]:
+    """A SimCLR train step (batch drawn from memory, two views, forward, backward, Adam) in float32 or fast mode."""
     torch.manual_seed(0)
     device = torch.device(args.device)
     precision = accel.resolve_precision("auto" if fast else "32", device)
@@ -67,22 +69,45 @@ def step_benchmark(args: argparse.Namespace, fast: bool, images: torch.Tensor) -
         loss.backward()
         optimizer.step()
 
-    seconds = timeit(step, args.repeats)
-    with FlopCounterMode(display=False) as counter:
-        step()
-    flops = counter.get_total_flops()
-    x = images[: args.batch_size].to(device)
-    aug = timeit(lambda: multi_view(x, 2, method.views), args.repeats)
-    return {
-        "config": f"{'channels_last + ' + precision if fast else 'float32 eager'}",
-        "precision": precision,
-        "images_per_s": args.batch_size / seconds,
-        "step_ms": 1e3 * seconds,
-        "step_flops": flops,
-        "achieved_gflops": flops / seconds / 1e9,
-        "augment_ms": 1e3 * aug,
-        "augment_share": aug / seconds,
-    }
+    return step, method, precision
+
+
+def augment_seconds(x: torch.Tensor, method: SimCLR, repeats: int) -> float:
+    """Median seconds of the two SimCLR views of the batch ``x``."""
+    return timeit(lambda: multi_view(x, 2, method.views), repeats)
+
+
+def step_benchmarks(args: argparse.Namespace, images: torch.Tensor) -> list[dict]:
+    """Both steps timed in alternation (float32, fast, float32, ...), so drifts of the machine hit both alike."""
+    setups = [make_step(args, fast, images) for fast in (False, True)]
+    for step, _, _ in setups:
+        for _ in range(2):
+            step()
+    times: list[list[float]] = [[], []]
+    for _ in range(args.repeats):
+        for k, (step, _, _) in enumerate(setups):
+            start = time.perf_counter()
+            step()
+            times[k].append(time.perf_counter() - start)
+    rows = []
+    for k, (step, method, precision) in enumerate(setups):
+        seconds = sorted(times[k])[len(times[k]) // 2]
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops = counter.get_total_flops()
+        aug = augment_seconds(images[: args.batch_size].to(args.device), method, args.repeats)
+        rows.append({
+            "config": "channels_last + " + precision if k else "float32 eager",
+            "precision": precision,
+            "images_per_s": args.batch_size / seconds,
+            "step_ms": 1e3 * seconds,
+            "step_ms_all": [1e3 * t for t in times[k]],
+            "step_flops": flops,
+            "achieved_gflops": flops / seconds / 1e9,
+            "augment_ms": 1e3 * aug,
+            "augment_share": aug / seconds,
+        })  # fmt: skip
+    return rows
 
 
 def loss_benchmark(n: int, dim: int = 128) -> dict:
@@ -119,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
             "float32": gemm_flops(torch.float32) / 1e9,
             "bfloat16": gemm_flops(torch.bfloat16) / 1e9,
         },
-        "steps": [step_benchmark(args, fast, images) for fast in (False, True)],
+        "steps": step_benchmarks(args, images),
         "losses": [loss_benchmark(n) for n in (1024, 4096)],
     }
     slow, fast = result["steps"]

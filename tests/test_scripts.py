@@ -83,3 +83,19 @@ def test_budget_benchmark_with_pil_views(tmp_path: Path) -> None:
         ]
     )
     assert result["steps"] == 2
+
+
+def test_dc_mnist_benchmark_condenses_evaluates_and_draws(tmp_path: Path) -> None:
+    from contrastkit.data import available
+
+    if not any(info.name == "mnist" and info.installed for info in available()):
+        pytest.skip("MNIST is not installed (make data)")
+    out = tmp_path / "dc.json"
+    record = load_script("benchmarks/dc_mnist_ipc1.py").main(
+        ["--outer", "2", "--width", "4", "--batch-real", "4", "--nets", "1", "--epochs", "2", "--out", str(out)]
+    )
+    (run,) = record["runs"]
+    assert len(run["condensed_acc"]) == 1 and len(run["random_acc"]) == 1
+    assert 0.0 <= run["condensed_mean"] <= 1.0
+    assert json.loads(out.read_text())["runs"][0]["seed"] == 0
+    assert (tmp_path / "dc_seed0.pt").is_file() and (tmp_path / "dc_seed0.png").is_file()

@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="the short version (minutes on a CPU)")
     r.add_argument("--seeds", type=int, default=3)
     r.add_argument("--out", default=None, help="output folder (default: docs/results/<name>)")
+    r.add_argument("--resume", action="store_true", help="keep the finished rows in --out and run only the rest")
     return p
 
 
@@ -107,8 +108,9 @@ def _reproduce(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         quick=args.quick,
         out=out,
-        command="contrastkit " + shlex.join(sys.argv[1:]),
+        command="contrastkit " + shlex.join(a for a in sys.argv[1:] if a != "--resume"),
         progress=print,
+        resume=args.resume,
     )
     print(f"results: {out / 'results.json'}, report: {out / 'report.md'}")
     return 0

@@ -7,6 +7,7 @@ import math
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from contrastkit.reproduce import (
     get_experiment,
     list_experiments,
     mean_std,
+    merge_runs,
     paired_differences,
     paired_t_test,
     register_experiment,
@@ -102,6 +104,60 @@ def test_crash_keeps_finished_rows_and_propagates(tmp_path: Path) -> None:
     assert [(r["arm"], r["seed"]) for r in saved["rows"]] == [(a, s) for s in (0, 1) for a in EFFECT] + [("a", 2)]
     assert saved["claims"] == [] and saved["seconds"] > 0
     assert "Run incomplete: RuntimeError at arm 'b' seed 2: out of memory" in (tmp_path / "report.md").read_text()
+
+
+def test_resume_runs_only_the_missing_rows_and_gives_the_same_results(tmp_path: Path) -> None:
+    calls: list[tuple[str, int]] = []
+
+    def flaky(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
+        if seed == 1 and arm.name == "null" and not calls:
+            raise RuntimeError("killed")
+        return _toy_run(arm, seed, quick)
+
+    def counted(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
+        calls.append((arm.name, seed))
+        return _toy_run(arm, seed, quick)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        run_experiment(_toy("toy_resume", flaky), seeds=3, out=tmp_path / "r", command="cmd")
+    first = json.loads((tmp_path / "r" / "results.json").read_text())
+    resumed = run_experiment(_toy("toy_resume", counted), seeds=3, out=tmp_path / "r", command="cmd", resume=True)
+    assert calls == [("null", 1), ("worse", 1)] + [(a, 2) for a in EFFECT]  # only the missing rows ran
+    fresh = run_experiment(_toy("toy_resume", _toy_run), seeds=3, out=tmp_path / "fresh", command="cmd")
+    key = [(r["arm"], r["seed"], r["metrics"]["score"]) for r in fresh["rows"]]
+    assert [(r["arm"], r["seed"], r["metrics"]["score"]) for r in resumed["rows"]] == key  # same rows, run order
+    assert resumed["claims"] == fresh["claims"] and resumed["seconds"] >= first["seconds"]
+    assert subprocess.run([sys.executable, str(VALIDATOR), str(tmp_path / "r" / "results.json")]).returncode == 0
+    # fewer seeds keep only those rows; a changed setting reruns the arm; another experiment's file is refused
+    calls.clear()
+    fewer = run_experiment(_toy("toy_resume", counted), seeds=2, out=tmp_path / "r", command="cmd", resume=True)
+    assert calls == [] and len(fewer["rows"]) == 2 * len(EFFECT)
+    toy = _toy("toy_resume", counted)
+    changed = replace(toy, arms=[Arm(a.name, {**a.setting, "v": 2}) if a.name == "b" else a for a in toy.arms])
+    run_experiment(changed, seeds=2, out=tmp_path / "r", command="cmd", resume=True)
+    assert calls == [("b", 0), ("b", 1)]
+    with pytest.raises(ValueError, match="holds experiment 'toy_resume'"):
+        run_experiment(_toy("toy_other", _toy_run), seeds=1, out=tmp_path / "r", command="cmd", resume=True)
+
+
+def test_merged_shards_equal_one_run(tmp_path: Path) -> None:
+    toy = _toy("toy_shards", _toy_run)
+    def partial(rows: list[dict]) -> list[Claim]:
+        return [Claim("a shard judges nothing", "inconclusive", f"{len(rows)} rows")]
+
+    shard_a = replace(toy, arms=toy.arms[:2], claims=partial)
+    shard_b = replace(toy, arms=toy.arms[2:], claims=partial)
+    run_experiment(shard_a, seeds=3, out=tmp_path / "a", command="cmd")
+    run_experiment(shard_b, seeds=3, out=tmp_path / "b", command="cmd")
+    (tmp_path / "b" / "artifacts").mkdir(exist_ok=True)
+    (tmp_path / "b" / "artifacts" / "x.json").write_text("{}")
+    assert merge_runs(tmp_path / "a", [tmp_path / "b"]) == 3 * 2
+    assert (tmp_path / "a" / "artifacts" / "x.json").is_file()
+    merged = run_experiment(toy, seeds=3, out=tmp_path / "a", command="cmd", resume=True)
+    whole = run_experiment(toy, seeds=3, out=tmp_path / "whole", command="cmd")
+    assert merged["rows"] == whole["rows"] and merged["claims"] == whole["claims"]
+    with pytest.raises(ValueError, match="in both"):
+        merge_runs(tmp_path / "a", [tmp_path / "b"])
 
 
 def test_non_finite_or_missing_metric_is_rejected(tmp_path: Path) -> None:

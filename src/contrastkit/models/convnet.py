@@ -26,6 +26,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from contrastkit.models.activations import ReLU
 from contrastkit.models.backbone import Backbone, check_image_batch
 
 CONVNET_NORMS: tuple[str, ...] = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none")
@@ -59,7 +60,7 @@ def _make_norm(norm: str, channels: int, height: int, width: int) -> nn.Module:
 
 def _make_activation(activation: str) -> nn.Module:
     if activation == "relu":
-        return nn.ReLU()
+        return ReLU()
     if activation == "leakyrelu":
         return nn.LeakyReLU(negative_slope=0.01)
     return nn.Sigmoid()

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from contrastkit.models.activations import ReLU
+
 Block = tuple[int, int, "nn.Module | None", "nn.Module | None"]
 
 
@@ -82,9 +84,9 @@ class SimCLRProjectionHead(ProjectionHead):
             blocks: list[Block] = []
             last_in = in_dim
         else:
-            blocks = [(in_dim, hidden_dim, nn.BatchNorm1d(hidden_dim) if batch_norm else None, nn.ReLU())]
+            blocks = [(in_dim, hidden_dim, nn.BatchNorm1d(hidden_dim) if batch_norm else None, ReLU())]
             blocks += [
-                (hidden_dim, hidden_dim, nn.BatchNorm1d(hidden_dim) if batch_norm else None, nn.ReLU())
+                (hidden_dim, hidden_dim, nn.BatchNorm1d(hidden_dim) if batch_norm else None, ReLU())
                 for _ in range(num_layers - 2)
             ]
             last_in = hidden_dim
@@ -99,7 +101,7 @@ class MoCoV2ProjectionHead(ProjectionHead):
     """
 
     def __init__(self, in_dim: int, hidden_dim: int = 2048, out_dim: int = 128) -> None:
-        super().__init__([(in_dim, hidden_dim, None, nn.ReLU()), (hidden_dim, out_dim, None, None)])
+        super().__init__([(in_dim, hidden_dim, None, ReLU()), (hidden_dim, out_dim, None, None)])
 
 
 class PredictionHead(ProjectionHead):
@@ -110,7 +112,7 @@ class PredictionHead(ProjectionHead):
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
         super().__init__(
-            [(in_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()), (hidden_dim, out_dim, None, None)]
+            [(in_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), ReLU()), (hidden_dim, out_dim, None, None)]
         )
 
 

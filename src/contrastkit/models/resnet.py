@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit._checks import check_positive
+from contrastkit.models.activations import ReLU
 from contrastkit.models.backbone import Backbone
 from contrastkit.models.norm import check_norm_kind, make_norm2d
 
@@ -46,7 +47,7 @@ class BasicBlock(nn.Module):
         self.bn1 = make_norm2d(norm, planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, padding=dilation, dilation=dilation, bias=bias)
         self.bn2 = make_norm2d(norm, planes)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = ReLU(inplace=True)
         self.downsample = _shortcut(in_planes, planes, stride, norm)
 
     def last_layers(self) -> tuple[nn.Conv2d, nn.Module]:
@@ -76,7 +77,7 @@ class Bottleneck(nn.Module):
         self.bn2 = make_norm2d(norm, planes)
         self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=bias)
         self.bn3 = make_norm2d(norm, out_planes)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = ReLU(inplace=True)
         self.downsample = _shortcut(in_planes, out_planes, stride, norm)
 
     def last_layers(self) -> tuple[nn.Conv2d, nn.Module]:
@@ -176,7 +177,7 @@ class ResNet(Backbone):
             self.conv1 = nn.Conv2d(in_channels, stem_out, 7, 2, 3, bias=norm == "none")
             self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.bn1 = make_norm2d(norm, stem_out)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = ReLU(inplace=True)
 
         in_planes, dilation, stride_so_far = stem_out, 1, 1 if small_stem else 4
         stages, channels, strides = [], [], []

@@ -24,7 +24,7 @@ from contrastkit.reproduce.experiment import (
     register_experiment,
     unregister_experiment,
 )
-from contrastkit.reproduce.runner import run_experiment
+from contrastkit.reproduce.runner import merge_runs, run_experiment
 from contrastkit.reproduce.stats import (
     VERDICT_RULE,
     VERDICTS,
@@ -46,6 +46,7 @@ __all__ = [
     "unregister_experiment",
     "get_experiment",
     "list_experiments",
+    "merge_runs",
     "run_experiment",
     "VERDICTS",
     "VERDICT_RULE",

@@ -11,12 +11,19 @@ pairs for the finished seeds. results.json is rewritten atomically after every r
 rows stay (with ``"claims": []``, which the validator rejects: an unfinished run is no reproduction), report.md
 says where it stopped, and the exception propagates. While the arms run, :func:`contrastkit.reproduce.artifact_dir`
 is ``out/artifacts``; the experiment's optional ``figures`` function draws from it after the claims.
+
+``resume=True`` continues a stopped run in the same ``out``: the rows already in ``out/results.json`` whose arm,
+setting and seed the current run would produce are kept (their artifacts are still in ``out/artifacts``), only
+the missing ones run, and ``seconds`` adds up both runs. A results file of another experiment is an error.
+:func:`merge_runs` folds the rows and artifacts of runs made in other folders (e.g. shards of the arms run in
+parallel processes) into one folder; a ``resume=True`` run there then judges the claims over all of them.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +34,7 @@ from contrastkit.reproduce.artifacts import artifacts_in
 from contrastkit.reproduce.experiment import Claim, Experiment, get_experiment
 from contrastkit.reproduce.report import write_reproduction_report
 
-__all__ = ["run_experiment"]
+__all__ = ["merge_runs", "run_experiment"]
 
 
 def _check_metrics(experiment: Experiment, arm: str, seed: int, metrics: object) -> dict[str, float]:
@@ -54,6 +61,65 @@ def _write(out: Path, results: dict[str, Any]) -> None:
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
 
 
+def _finished_rows(experiment: Experiment, directory: Path, seeds: int) -> tuple[list[dict[str, Any]], float]:
+    """Rows of an earlier run in ``directory`` that this run would produce again, and that run's seconds."""
+    path = directory / "results.json"
+    if not path.is_file():
+        return [], 0.0
+    try:
+        previous = json.loads(path.read_text())
+        rows, seconds = previous["rows"], float(previous["seconds"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"cannot resume from {path}: {err}; move it away or run without --resume") from err
+    if previous.get("experiment") != experiment.name:
+        raise ValueError(
+            f"cannot resume: {path} holds experiment {previous.get('experiment')!r}, not {experiment.name!r}; "
+            "pick another --out"
+        )
+    wanted = {(arm.name, json.dumps(dict(arm.setting), sort_keys=True)) for arm in experiment.arms}
+    kept = [
+        row
+        for row in rows
+        if (row["arm"], json.dumps(row["setting"], sort_keys=True)) in wanted and 0 <= int(row["seed"]) < seeds
+    ]
+    return kept, seconds
+
+
+def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
+    """Add the rows (and artifacts) of the runs in ``sources`` to the run in ``into``; returns the rows added.
+
+    All must be runs of one experiment; a row whose (arm, setting, seed) is already in ``into`` is an error, as is
+    an artifact name that exists in both with other contents. ``into/results.json`` is rewritten atomically with
+    ``"claims": []`` and the summed ``seconds``: finish it with ``run_experiment(..., resume=True)``.
+    """
+    target = Path(into)
+    merged = json.loads((target / "results.json").read_text())
+    key = {(r["arm"], json.dumps(r["setting"], sort_keys=True), r["seed"]) for r in merged["rows"]}
+    added = 0
+    for source in map(Path, sources):
+        other = json.loads((source / "results.json").read_text())
+        if other["experiment"] != merged["experiment"]:
+            raise ValueError(f"{source} holds experiment {other['experiment']!r}, {target} {merged['experiment']!r}")
+        for row in other["rows"]:
+            k = (row["arm"], json.dumps(row["setting"], sort_keys=True), row["seed"])
+            if k in key:
+                raise ValueError(f"arm {row['arm']!r} seed {row['seed']} is in both {target} and {source}")
+            key.add(k)
+            merged["rows"].append(row)
+            added += 1
+        merged["seconds"] += float(other["seconds"])
+        if (source / "artifacts").is_dir():
+            (target / "artifacts").mkdir(exist_ok=True)
+            for item in sorted((source / "artifacts").iterdir()):
+                dest = target / "artifacts" / item.name
+                if dest.exists() and dest.read_bytes() != item.read_bytes():
+                    raise ValueError(f"artifact {item.name} differs between {target} and {source}")
+                shutil.copyfile(item, dest)
+    merged["claims"] = []
+    _write(target, merged)
+    return added
+
+
 def run_experiment(
     name_or_experiment: str | Experiment,
     *,
@@ -62,6 +128,7 @@ def run_experiment(
     out: str | Path,
     command: str,
     progress: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run every arm of the experiment with seeds ``0 .. seeds-1``; write ``out/results.json`` and ``out/report.md``.
 
@@ -72,6 +139,7 @@ def run_experiment(
         out: output directory (created); gets results.json, report.md and plots/<metric>.png.
         command: the command line that reproduces this run (recorded in both files).
         progress: called with one line per finished row (e.g. ``print``).
+        resume: keep the matching finished rows of ``out/results.json`` and run only the missing ones.
 
     Returns:
         The results dict written to ``out/results.json``.
@@ -91,19 +159,35 @@ def run_experiment(
         "rows": [],
         "claims": [],
     }
-    start = time.perf_counter()
+    run_order = [(arm.name, seed) for seed in range(seeds) for arm in experiment.arms]
+
+    def in_run_order(row: dict[str, Any]) -> int:
+        return run_order.index((row["arm"], int(row["seed"])))
+
+    done: set[tuple[str, int]] = set()
+    earlier_seconds = 0.0
+    if resume:
+        kept, earlier_seconds = _finished_rows(experiment, directory, seeds)
+        results["rows"] = sorted(kept, key=in_run_order)
+        done = {(row["arm"], int(row["seed"])) for row in kept}
+        if progress is not None:
+            progress(f"[{experiment.name}] resuming: {len(done)} finished rows kept")
+    start = time.perf_counter() - earlier_seconds
     current = ("", -1)
     figures: list[Path] = []
     try:
         with artifacts_in(directory / "artifacts"):
             for seed in range(seeds):
                 for arm in experiment.arms:
+                    if (arm.name, seed) in done:
+                        continue
                     current = (arm.name, seed)
                     t0 = time.perf_counter()
                     metrics = _check_metrics(experiment, arm.name, seed, experiment.run(arm, seed, quick))
                     results["rows"].append(
                         {"arm": arm.name, "setting": dict(arm.setting), "seed": seed, "metrics": metrics}
                     )
+                    results["rows"].sort(key=in_run_order)
                     results["seconds"] = time.perf_counter() - start
                     _write(directory, results)
                     if progress is not None:

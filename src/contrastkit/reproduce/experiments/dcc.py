@@ -172,6 +172,7 @@ def condensation_config(setting: Mapping[str, Any], quick: bool) -> Any:
         epochs_between=epochs_between,
         batch_real=int(setting.get("batch_real", budget["batch_real"])),
         vmap_chunk_size=1,
+        class_grad_method="loop",  # the same values as vmap, ~1.4x faster on a CPU
     )
 
 
@@ -334,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from contrastkit.reproduce.runner import run_experiment
+    from contrastkit.reproduce.runner import merge_runs, run_experiment
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--arms", nargs="+", required=True, help="shell-style patterns of arm names")
@@ -343,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--outer", type=int, default=None, help="outer iterations (recorded in every arm's setting)")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--resume", action="store_true", help="keep the finished rows in --out, run the rest")
+    parser.add_argument("--merge", nargs="+", default=[], metavar="DIR",
+                        help="first fold the rows of these runs (shards of the arms) into --out; implies --resume")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     arms = select_arms(args.arms)
@@ -351,10 +355,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--outer must be >= 1, got {args.outer}")
         arms = [Arm(a.name, {**a.setting, "outer": args.outer}) for a in arms]
     experiment = replace(EXPERIMENT, arms=arms)
-    argv_text = shlex.join(sys.argv[1:] if argv is None else list(argv))
+    given = list(sys.argv[1:] if argv is None else argv)
+    if args.merge:  # the recorded command reruns everything from scratch: drop --merge DIR... and --resume
+        at = given.index("--merge")
+        given = given[:at] + given[at + 1 + len(args.merge) :]
+        merge_runs(args.out, args.merge)
+    argv_text = shlex.join(a for a in given if a != "--resume")
     start = time.perf_counter()
     run_experiment(experiment, seeds=args.seeds, quick=args.quick, out=args.out, progress=print,
-                   command=f"python -m contrastkit.reproduce.experiments.dcc {argv_text}")  # fmt: skip
+                   command=f"python -m contrastkit.reproduce.experiments.dcc {argv_text}",
+                   resume=args.resume or bool(args.merge))  # fmt: skip
     print(f"done in {time.perf_counter() - start:.0f}s: {Path(args.out) / 'results.json'}")
     return 0
 

@@ -1,6 +1,6 @@
 """Seconds of one DCC/DC outer iteration on MNIST (fresh net, all inner steps), on this machine.
 
-Usage: OMP_NUM_THREADS=1 .venv/bin/python docs/results/dcc/time_outer.py --width 32 --batch-real 32 --ipc 1 \
+Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dcc_time_outer.py --width 32 --batch-real 32 --ipc 1 \
            --matching dcc [--inner-loop 1]
 
 ``--inner-loop N`` times only N matching steps (for the official width-128 / 256-image setting, where one full

@@ -1,6 +1,6 @@
 """Whole-data upper bound of the reduced DCC reproduction: the width-32 ConvNet trained on the whole training split.
 
-Usage: OMP_NUM_THREADS=1 .venv/bin/python docs/results/dcc/whole_data.py --epochs 1 \
+Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dcc_whole_data.py --epochs 1 \
            --out docs/results/dcc/whole_data.json
 
 Same data preparation and test subset (1,000 class-stratified test images) as ``contrastkit reproduce dcc``; SGD lr
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    out = {"command": f"docs/results/dcc/whole_data.py --epochs {args.epochs} --datasets {' '.join(args.datasets)}"}
+    out = {"command": f"benchmarks/dcc_whole_data.py --epochs {args.epochs} --datasets {' '.join(args.datasets)}"}
     for name in args.datasets:
         data = load_dataset(name, quick=False)
         t0 = time.perf_counter()

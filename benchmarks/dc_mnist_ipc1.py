@@ -1,7 +1,7 @@
 """DC on MNIST at 1 image per class, reduced CPU budget (see docs/results.md, DCC section).
 
-Usage: OMP_NUM_THREADS=1 .venv/bin/python docs/results/dcc/dc_mnist_ipc1.py --outer 500 --width 32 \
-           --batch-real 128 --seeds 0 --out docs/results/dcc/dc_mnist_ipc1.json
+Usage: .venv/bin/python benchmarks/dc_mnist_ipc1.py --outer 500 --width 64 --batch-real 128 --seeds 0 \
+           --first-padding 3 --out docs/results/dcc/dc_mnist_ipc1.json
 
 DC as in its paper's MNIST ipc-1 setting: class-wise matching, loops (1, 1) (one matching step per fresh net),
 init from real images, SGD on pixels lr 0.1 momentum 0.5, distance 'ours'. Evaluation: 10 fresh ConvNets per set,
@@ -23,7 +23,24 @@ from contrastkit.methods.dcc import CondensationConfig, condense, initial_images
 from contrastkit.models import ConvNet
 
 
-def main() -> None:
+def save_grid(pt_path: str, png_path: str, title: str) -> None:
+    """Draw the learned set saved at ``pt_path`` (images in standardised space) as one row of digits."""
+    from contrastkit.train.report import pyplot, save_figure
+
+    saved = torch.load(pt_path, weights_only=True)
+    pixels = (saved["images"] * saved["std"] + saved["mean"]).clamp(0, 1)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(pixels), figsize=(0.9 * len(pixels), 1.2), squeeze=False)
+    for ax, img, label in zip(axes[0], pixels, saved["labels"].tolist(), strict=True):
+        ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(str(label), fontsize=8)
+    fig.suptitle(title, fontsize=8)
+    save_figure(fig, png_path)
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--outer", type=int, default=500)
     parser.add_argument("--width", type=int, default=32)
@@ -32,16 +49,27 @@ def main() -> None:
     parser.add_argument("--nets", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--matching", default="dc")
+    parser.add_argument("--first-padding", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--grad-method", default="loop", choices=("loop", "vmap"))
     parser.add_argument("--no-random", action="store_true", help="skip evaluating the starting images")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    parser.add_argument("--grid", nargs="+", default=[], metavar="PT", help="only draw saved sets as PNGs")
+    parser.add_argument("--out", required=False)
+    args = parser.parse_args(argv)
+    if args.grid:
+        for pt in args.grid:
+            save_grid(pt, pt.replace(".pt", ".png"), f"DC, MNIST, 1 image per class ({pt.rsplit('/', 1)[-1]})")
+        return {}
+    if not args.out:
+        parser.error("--out is required")
+    torch.set_num_threads(args.threads)
     train, test = load("mnist", "train"), load("mnist", "test")
     mean, std = train.images.mean(), train.images.std()
     x, xt = (train.images - mean) / std, (test.images - mean) / std
 
     def make_net() -> ConvNet:
-        return ConvNet(1, 28, width=args.width, depth=3, norm="instancenorm", num_classes=10)
+        return ConvNet(1, 28, width=args.width, depth=3, norm="instancenorm", num_classes=10,
+                       first_padding=args.first_padding)  # fmt: skip
 
     loops = "dc_table" if args.matching == "dc" else "dcc_table"
     cfg = CondensationConfig(
@@ -52,10 +80,11 @@ def main() -> None:
         outer_warmup=args.outer // 4,
         batch_real=args.batch_real,
         vmap_chunk_size=1,
+        class_grad_method=args.grad_method,
     )
     ecfg = SynsetEvalConfig(num_nets=args.nets, epochs=args.epochs, augment="dc")
     record: dict = {
-        "command": "OMP_NUM_THREADS=1 .venv/bin/python docs/results/dcc/dc_mnist_ipc1.py "
+        "command": ".venv/bin/python benchmarks/dc_mnist_ipc1.py "
         + " ".join(
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
             for k, v in vars(args).items()
@@ -92,12 +121,12 @@ def main() -> None:
                 "total_seconds": time.perf_counter() - t0,
             }
         )
-        torch.save(
-            {"images": result.images, "labels": result.labels, "mean": mean, "std": std},
-            args.out.replace(".json", f"_seed{seed}.pt"),
-        )
+        pt = args.out.replace(".json", f"_seed{seed}.pt")
+        torch.save({"images": result.images, "labels": result.labels, "mean": mean, "std": std}, pt)
+        save_grid(pt, pt.replace(".pt", ".png"), f"DC, MNIST, 1 image per class, seed {seed}: {ev}")
         with open(args.out, "w") as f:
             json.dump(record, f, indent=2)
+    return record
 
 
 if __name__ == "__main__":
