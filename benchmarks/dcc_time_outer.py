@@ -28,8 +28,11 @@ def main() -> None:
     parser.add_argument("--matching", default="dcc")
     parser.add_argument("--loops", default="dcc_table")
     parser.add_argument("--inner-loop", type=int, default=None)
+    parser.add_argument("--epochs-between", type=int, default=None, help="T (default: the loop table's)")
     parser.add_argument("--outer", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--grad-method", default="loop", choices=("loop", "vmap"))
+    parser.add_argument("--first-padding", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train = load("mnist", "train")
@@ -37,11 +40,14 @@ def main() -> None:
     table_inner, table_t = get_loops(args.ipc, args.loops)
     inner = args.inner_loop or table_inner
     cfg = CondensationConfig(ipc=args.ipc, matching=args.matching, loops=args.loops, outer_loop=args.outer,
-                             outer_warmup=0, inner_warmup=min(10, inner), inner_loop=inner, epochs_between=table_t,
-                             batch_real=args.batch_real, vmap_chunk_size=1)  # fmt: skip
+                             outer_warmup=0, inner_warmup=min(10, inner), inner_loop=inner,
+                             epochs_between=table_t if args.epochs_between is None else args.epochs_between,
+                             batch_real=args.batch_real, vmap_chunk_size=1,
+                             class_grad_method=args.grad_method)  # fmt: skip
 
     def make_net() -> ConvNet:
-        return ConvNet(1, 28, width=args.width, depth=3, norm="instancenorm", num_classes=10)
+        return ConvNet(1, 28, width=args.width, depth=3, norm="instancenorm", num_classes=10,
+                       first_padding=args.first_padding)  # fmt: skip
 
     secs = condense(x, train.labels, 10, make_net, cfg, seed=0).seconds_per_outer
     measured = min(secs)

@@ -42,6 +42,8 @@ def test_arm_settings_map_to_the_right_switches() -> None:
     assert eval_config({**setting, "method": "dcc"}, quick=False).augment == "dc"
     assert eval_config({**setting, "method": "dcc", "dataset": "fashion-mnist"}, quick=False).augment == "none"
     assert eval_config(setting, quick=False).num_nets >= 10
+    ipc10 = [condensation_config({**setting, "ipc": 10, "method": m}, quick=False) for m in ("dc", "dcc", "dsa")]
+    assert {c.resolved_loops() for c in ipc10} == {(10, 10)}  # T = 10 at ipc 10 (spec §7.6), the same in every arm
 
 
 def _rows(values: dict[str, list[float]]) -> list[dict[str, Any]]:

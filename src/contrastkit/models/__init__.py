@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contrastkit._io import CheckpointError
+from contrastkit.models.activations import ReLU
 from contrastkit.models.backbone import Backbone, check_image_batch
 from contrastkit.models.convnet import ConvNet
 from contrastkit.models.export import (
@@ -36,6 +37,7 @@ __all__ = [
     "MoCoV2ProjectionHead",
     "PredictionHead",
     "ProjectionHead",
+    "ReLU",
     "ResNet",
     "SimCLRProjectionHead",
     "backbone_from_config",
