@@ -16,6 +16,7 @@ from contrastkit.reproduce.experiments.dcc import (
     condensation_config,
     eval_config,
     select_arms,
+    summary_table,
 )
 
 
@@ -100,3 +101,12 @@ def test_quick_run_writes_results_report_and_image_grid(quick_run: tuple[dict[st
     assert (out / "plots" / "synthetic_mnist-ipc1.png").stat().st_size > 1000
     assert "synthetic_mnist-ipc1.png" in (out / "report.md").read_text()
     assert all(c["verdict"] == "inconclusive" for c in results["claims"])  # one seed: no test
+
+
+def test_summary_table_lists_mean_std_per_dataset_and_method() -> None:
+    rows = _rows({"dc-mnist-ipc1": [0.80, 0.90], "random-mnist-ipc1": [0.5], "dcc-clutter-ipc10": [0.3, 0.4, 0.5]})
+    table = summary_table({"rows": rows}).splitlines()
+    assert table[0].startswith("| test accuracy %") and len(table) == 2 + 2  # header, rule, two settings present
+    mnist = next(line for line in table if line.startswith("| mnist, ipc 1 |"))
+    assert mnist.split(" | ")[1:3] == ["50.0 (1)", "85.0 ± 7.1 (2)"]
+    assert "40.0 ± 10.0 (3)" in next(line for line in table if line.startswith("| clutter, ipc 10 |"))

@@ -306,6 +306,28 @@ def figures(results: dict[str, Any], directory: Path, quick: bool) -> list[Path]
     return paths
 
 
+def summary_table(results: Mapping[str, Any]) -> str:
+    """Markdown: one row per dataset and ipc, one column per method, test accuracy % mean ± std over seeds (n)."""
+    from contrastkit.reproduce.stats import mean_std
+
+    rows = results["rows"]
+    lines = ["| test accuracy %, mean ± std over seeds (n) | " + " | ".join(METHODS) + " |",
+             "|---" * (len(METHODS) + 1) + "|"]  # fmt: skip
+    for dataset in DATASETS:
+        for ipc in IPCS:
+            cells = []
+            for method in METHODS:
+                values = [r["metrics"]["test_acc"] for r in rows if r["arm"] == f"{method}-{dataset}-ipc{ipc}"]
+                if not values:
+                    cells.append("-")
+                    continue
+                ms = mean_std([100 * v for v in values])
+                cells.append(f"{ms.mean:.1f} ± {ms.std:.1f} ({ms.n})" if ms.n > 1 else f"{ms.mean:.1f} (1)")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {dataset}, ipc {ipc} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 EXPERIMENT = Experiment(
     name="dcc",
     description=(
@@ -343,16 +365,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from contrastkit.reproduce.runner import merge_runs, run_experiment
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--arms", nargs="+", required=True, help="shell-style patterns of arm names")
+    parser.add_argument("--summary", metavar="RESULTS_JSON", help="only print the summary table of a finished run")
+    parser.add_argument("--arms", nargs="+",
+                        help="shell-style patterns of arm names (note: '*-mnist-*' also matches fashion-mnist)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--outer", type=int, default=None, help="outer iterations (recorded in every arm's setting)")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out")
     parser.add_argument("--resume", action="store_true", help="keep the finished rows in --out, run the rest")
     parser.add_argument("--merge", nargs="+", default=[], metavar="DIR",
                         help="first fold the rows of these runs (shards of the arms) into --out; implies --resume")
     args = parser.parse_args(argv)
+    if args.summary:
+        import json
+
+        print(summary_table(json.loads(Path(args.summary).read_text())))
+        return 0
+    if not args.arms or not args.out:
+        parser.error("--arms and --out are required")
     torch.set_num_threads(args.threads)
     arms = select_arms(args.arms)
     if args.outer is not None:
