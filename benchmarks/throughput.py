@@ -134,7 +134,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--no-fast-relu", action="store_true",
+                   help="switch off the bfloat16 ReLU fast path of contrastkit.models.activations (ATen's ReLU)")
     args = p.parse_args(argv)
+    if args.no_fast_relu:
+        from contrastkit.models import activations
+
+        activations._fast_path = lambda x: False
     images = torch.rand(4096, args.channels, args.image_size, args.image_size)
     result = {
         "settings": vars(args) | {"out": str(args.out)},

@@ -11,8 +11,9 @@ is paired: same seed, same starting images, same evaluation nets.
 **Condensation** (:func:`contrastkit.methods.dcc.condense`), identical for all four methods except the switches:
 ConvNet (depth 3, instancenorm = GroupNorm(C, C), avg-pool, width ``WIDTH``), the same loops for DC and DCC: at
 ipc 1 DCC's table (10 matching steps per fresh net, 5 epochs of net training between them), at ipc 10 10 steps
-with **10** epochs between them instead of the table's 50 (spec §7.6: keep T small on a CPU; 50 makes one outer
-iteration ~4x longer, 30 s on one core), init
+with **10** epochs between them instead of the table's 50 (spec §7.6: keep T small on a CPU; with 50 one outer
+iteration took 30 s instead of 11 s on a shared core, ``benchmarks/dcc_time_outer.py --ipc 10 --outer 1
+[--epochs-between 10]``), init
 from real images, SGD on the pixels (lr 0.1, momentum 0.5), distance ``ours``, ``batch_real`` real images per
 class, ``outer`` fresh nets, DCC warm-up ``outer_warmup = outer // 4`` (spec §4: 25 % of a short run) and
 ``inner_warmup = 10``. DSA/DSAC: siamese DSA, ``color_crop_cutout_scale_rotate`` on digits (no flip, as the DC
@@ -176,7 +177,7 @@ def condensation_config(setting: Mapping[str, Any], quick: bool) -> Any:
         epochs_between=epochs_between,
         batch_real=int(setting.get("batch_real", budget["batch_real"])),
         vmap_chunk_size=1,
-        class_grad_method="loop",  # the same values as vmap, ~1.4x faster on a CPU
+        class_grad_method="loop",  # equal to vmap up to rounding, 1.4-1.8x faster on a CPU
     )
 
 
