@@ -94,7 +94,7 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from contrastkit.reproduce import list_experiments, run_experiment
+    from contrastkit.reproduce import list_experiments, rerun_command, run_experiment
 
     if args.name is None:
         names = list_experiments()
@@ -108,7 +108,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         quick=args.quick,
         out=out,
-        command="contrastkit " + shlex.join(a for a in sys.argv[1:] if a != "--resume"),
+        command=rerun_command("contrastkit", sys.argv[1:]),
         progress=print,
         resume=args.resume,
     )

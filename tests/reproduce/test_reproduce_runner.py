@@ -26,6 +26,7 @@ from contrastkit.reproduce import (
     paired_differences,
     paired_t_test,
     register_experiment,
+    rerun_command,
     run_experiment,
     unregister_experiment,
 )
@@ -156,8 +157,28 @@ def test_merged_shards_equal_one_run(tmp_path: Path) -> None:
     merged = run_experiment(toy, seeds=3, out=tmp_path / "a", command="cmd", resume=True)
     whole = run_experiment(toy, seeds=3, out=tmp_path / "whole", command="cmd")
     assert merged["rows"] == whole["rows"] and merged["claims"] == whole["claims"]
+    before = (tmp_path / "a" / "results.json").read_bytes()
     with pytest.raises(ValueError, match="in both"):
         merge_runs(tmp_path / "a", [tmp_path / "b"])
+    # a refused merge changes nothing: the clash in the second source stops the copy of the first one's artifacts
+    run_experiment(shard_b, seeds=1, out=tmp_path / "c", command="cmd")
+    (tmp_path / "c" / "artifacts").mkdir(exist_ok=True)
+    (tmp_path / "c" / "artifacts" / "y.json").write_text("{}")
+    rows = json.loads((tmp_path / "c" / "results.json").read_text())
+    rows["rows"] = [{**r, "seed": 7} for r in rows["rows"]]
+    (tmp_path / "c" / "results.json").write_text(json.dumps(rows))
+    with pytest.raises(ValueError, match="in both"):
+        merge_runs(tmp_path / "a", [tmp_path / "c", tmp_path / "b"])
+    assert (tmp_path / "a" / "results.json").read_bytes() == before
+    assert not (tmp_path / "a" / "artifacts" / "y.json").exists()
+    with pytest.raises(ValueError, match="cannot read the run in"):
+        merge_runs(tmp_path / "a", [tmp_path / "missing"])
+
+
+def test_rerun_command_drops_only_how_the_run_was_continued() -> None:
+    argv = ["--arms", "*-ipc1", "--resume", "--merge", "a", "b c", "--seeds", "3", "--merge=d", "--out", "x"]
+    assert rerun_command("python -m m", argv) == "python -m m --arms '*-ipc1' --seeds 3 --out x"
+    assert rerun_command("contrastkit", ["reproduce", "dcc"]) == "contrastkit reproduce dcc"
 
 
 def test_non_finite_or_missing_metric_is_rejected(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from contrastkit.reproduce.experiment import (
     register_experiment,
     unregister_experiment,
 )
-from contrastkit.reproduce.runner import merge_runs, run_experiment
+from contrastkit.reproduce.runner import merge_runs, rerun_command, run_experiment
 from contrastkit.reproduce.stats import (
     VERDICT_RULE,
     VERDICTS,
@@ -47,6 +47,7 @@ __all__ = [
     "get_experiment",
     "list_experiments",
     "merge_runs",
+    "rerun_command",
     "run_experiment",
     "VERDICTS",
     "VERDICT_RULE",

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ from contrastkit.reproduce.artifacts import artifacts_in
 from contrastkit.reproduce.experiment import Claim, Experiment, get_experiment
 from contrastkit.reproduce.report import write_reproduction_report
 
-__all__ = ["merge_runs", "run_experiment"]
+__all__ = ["merge_runs", "rerun_command", "run_experiment"]
+
+_CONTINUATION_FLAGS = ("--resume", "--merge")  # how a run was continued, not what it computes
 
 
 def _check_metrics(experiment: Experiment, arm: str, seed: int, metrics: object) -> dict[str, float]:
@@ -61,63 +64,93 @@ def _write(out: Path, results: dict[str, Any]) -> None:
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
 
 
+def rerun_command(prefix: str, argv: Sequence[str]) -> str:
+    """The command line that recomputes a run from scratch: ``argv`` without ``--resume`` and ``--merge DIR...``."""
+    kept: list[str] = []
+    dropping = False
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag in _CONTINUATION_FLAGS:
+            dropping = flag == "--merge" and "=" not in arg
+            continue
+        if dropping and not arg.startswith("-"):
+            continue
+        dropping = False
+        kept.append(arg)
+    return f"{prefix} {shlex.join(kept)}".rstrip()
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, str, int]:
+    """What identifies a row: its arm, its setting (canonical JSON) and its seed."""
+    return str(row["arm"]), json.dumps(row["setting"], sort_keys=True), int(row["seed"])
+
+
+def _read_results(directory: Path) -> dict[str, Any]:
+    """``directory/results.json`` as a dict; a missing or unreadable file is a one-line ValueError."""
+    path = directory / "results.json"
+    try:
+        results = json.loads(path.read_text())
+        if not isinstance(results.get("rows"), list) or not isinstance(results.get("experiment"), str):
+            raise ValueError("no 'experiment' and 'rows'")
+        float(results.get("seconds", 0.0))
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"cannot read the run in {directory}: {err}; point to a folder written by a reproduction"
+        ) from err
+    return results
+
+
 def _finished_rows(experiment: Experiment, directory: Path, seeds: int) -> tuple[list[dict[str, Any]], float]:
     """Rows of an earlier run in ``directory`` that this run would produce again, and that run's seconds."""
-    path = directory / "results.json"
-    if not path.is_file():
+    if not (directory / "results.json").is_file():
         return [], 0.0
-    try:
-        previous = json.loads(path.read_text())
-        rows, seconds = previous["rows"], float(previous["seconds"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"cannot resume from {path}: {err}; move it away or run without --resume") from err
-    if previous.get("experiment") != experiment.name:
+    previous = _read_results(directory)
+    if previous["experiment"] != experiment.name:
         raise ValueError(
-            f"cannot resume: {path} holds experiment {previous.get('experiment')!r}, not {experiment.name!r}; "
-            "pick another --out"
+            f"cannot resume: {directory / 'results.json'} holds experiment {previous['experiment']!r}, not "
+            f"{experiment.name!r}; pick another --out"
         )
     wanted = {(arm.name, json.dumps(dict(arm.setting), sort_keys=True)) for arm in experiment.arms}
-    kept = [
-        row
-        for row in rows
-        if (row["arm"], json.dumps(row["setting"], sort_keys=True)) in wanted and 0 <= int(row["seed"]) < seeds
-    ]
-    return kept, seconds
+    kept = [row for row in previous["rows"] if _row_key(row)[:2] in wanted and 0 <= _row_key(row)[2] < seeds]
+    return kept, float(previous.get("seconds", 0.0))
 
 
 def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
     """Add the rows (and artifacts) of the runs in ``sources`` to the run in ``into``; returns the rows added.
 
     All must be runs of one experiment; a row whose (arm, setting, seed) is already in ``into`` is an error, as is
-    an artifact name that exists in both with other contents. ``into/results.json`` is rewritten atomically with
-    ``"claims": []`` and the summed ``seconds``: finish it with ``run_experiment(..., resume=True)``.
+    an artifact name that exists in both with other contents. Everything is checked before anything is copied, so
+    a refused merge changes nothing. ``into/results.json`` is then rewritten atomically with ``"claims": []`` and
+    the summed ``seconds`` (core-seconds, when the shards ran side by side): finish it with
+    ``run_experiment(..., resume=True)``.
     """
     target = Path(into)
-    merged = json.loads((target / "results.json").read_text())
-    key = {(r["arm"], json.dumps(r["setting"], sort_keys=True), r["seed"]) for r in merged["rows"]}
-    added = 0
+    merged = _read_results(target)
+    keys = {_row_key(row) for row in merged["rows"]}
+    before = len(merged["rows"])
+    copies: dict[str, Path] = {}
     for source in map(Path, sources):
-        other = json.loads((source / "results.json").read_text())
+        other = _read_results(source)
         if other["experiment"] != merged["experiment"]:
             raise ValueError(f"{source} holds experiment {other['experiment']!r}, {target} {merged['experiment']!r}")
         for row in other["rows"]:
-            k = (row["arm"], json.dumps(row["setting"], sort_keys=True), row["seed"])
-            if k in key:
+            if _row_key(row) in keys:
                 raise ValueError(f"arm {row['arm']!r} seed {row['seed']} is in both {target} and {source}")
-            key.add(k)
+            keys.add(_row_key(row))
             merged["rows"].append(row)
-            added += 1
-        merged["seconds"] += float(other["seconds"])
-        if (source / "artifacts").is_dir():
-            (target / "artifacts").mkdir(exist_ok=True)
-            for item in sorted((source / "artifacts").iterdir()):
-                dest = target / "artifacts" / item.name
-                if dest.exists() and dest.read_bytes() != item.read_bytes():
-                    raise ValueError(f"artifact {item.name} differs between {target} and {source}")
-                shutil.copyfile(item, dest)
+        merged["seconds"] = float(merged.get("seconds", 0.0)) + float(other.get("seconds", 0.0))
+        for item in sorted((source / "artifacts").glob("*")) if (source / "artifacts").is_dir() else []:
+            existing = copies.get(item.name, target / "artifacts" / item.name)
+            if existing.exists() and existing.read_bytes() != item.read_bytes():
+                raise ValueError(f"artifact {item.name} differs between {existing.parent.parent} and {source}")
+            copies[item.name] = item
+    if copies:
+        (target / "artifacts").mkdir(exist_ok=True)
+    for name, item in copies.items():
+        shutil.copyfile(item, target / "artifacts" / name)
     merged["claims"] = []
     _write(target, merged)
-    return added
+    return len(merged["rows"]) - before
 
 
 def run_experiment(
@@ -159,10 +192,11 @@ def run_experiment(
         "rows": [],
         "claims": [],
     }
-    run_order = [(arm.name, seed) for seed in range(seeds) for arm in experiment.arms]
+    run_order = {(arm.name, seed): i for i, (seed, arm) in
+                 enumerate((seed, arm) for seed in range(seeds) for arm in experiment.arms)}  # fmt: skip
 
     def in_run_order(row: dict[str, Any]) -> int:
-        return run_order.index((row["arm"], int(row["seed"])))
+        return run_order[(row["arm"], int(row["seed"]))]
 
     done: set[tuple[str, int]] = set()
     earlier_seconds = 0.0

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -363,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from contrastkit.reproduce.runner import merge_runs, run_experiment
+    from contrastkit.reproduce.runner import merge_runs, rerun_command, run_experiment
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--summary", metavar="RESULTS_JSON", help="only print the summary table of a finished run")
@@ -392,15 +391,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--outer must be >= 1, got {args.outer}")
         arms = [Arm(a.name, {**a.setting, "outer": args.outer}) for a in arms]
     experiment = replace(EXPERIMENT, arms=arms)
-    given = list(sys.argv[1:] if argv is None else argv)
-    if args.merge:  # the recorded command reruns everything from scratch: drop --merge DIR... and --resume
-        at = given.index("--merge")
-        given = given[:at] + given[at + 1 + len(args.merge) :]
+    if args.merge:
         merge_runs(args.out, args.merge)
-    argv_text = shlex.join(a for a in given if a != "--resume")
+    command = rerun_command("python -m contrastkit.reproduce.experiments.dcc",
+                            sys.argv[1:] if argv is None else argv)  # fmt: skip
     start = time.perf_counter()
-    run_experiment(experiment, seeds=args.seeds, quick=args.quick, out=args.out, progress=print,
-                   command=f"python -m contrastkit.reproduce.experiments.dcc {argv_text}",
+    run_experiment(experiment, seeds=args.seeds, quick=args.quick, out=args.out, progress=print, command=command,
                    resume=args.resume or bool(args.merge))  # fmt: skip
     print(f"done in {time.perf_counter() - start:.0f}s: {Path(args.out) / 'results.json'}")
     return 0
