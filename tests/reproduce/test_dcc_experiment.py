@@ -110,3 +110,21 @@ def test_summary_table_lists_mean_std_per_dataset_and_method() -> None:
     mnist = next(line for line in table if line.startswith("| mnist, ipc 1 |"))
     assert mnist.split(" | ")[1:3] == ["50.0 (1)", "85.0 ± 7.1 (2)"]
     assert "40.0 ± 10.0 (3)" in next(line for line in table if line.startswith("| clutter, ipc 10 |"))
+
+
+def test_module_command_reports_bad_input_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contrastkit.reproduce.experiments import dcc
+
+    bad = [
+        ["--summary", str(tmp_path / "none.json")],
+        ["--arms", "dm-*", "--out", str(tmp_path)],
+        ["--arms", "dc-mnist-ipc1", "--out", str(tmp_path / "o"), "--merge", str(tmp_path / "none")],
+    ]
+    for argv in bad:
+        monkeypatch.setattr("sys.argv", ["dcc", *argv])
+        assert dcc._main_with_one_line_errors() == 2
+        err = capsys.readouterr().err
+        assert err.startswith("contrastkit: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "o" / "results.json").exists()  # a refused merge writes nothing

@@ -173,6 +173,8 @@ def test_merged_shards_equal_one_run(tmp_path: Path) -> None:
     assert not (tmp_path / "a" / "artifacts" / "y.json").exists()
     with pytest.raises(ValueError, match="cannot read the run in"):
         merge_runs(tmp_path / "a", [tmp_path / "missing"])
+    assert merge_runs(tmp_path / "new", [tmp_path / "b"]) == 3 * 2  # into an empty folder
+    assert json.loads((tmp_path / "new" / "results.json").read_text())["experiment"] == "toy_shards"
 
 
 def test_rerun_command_drops_only_how_the_run_was_continued() -> None:

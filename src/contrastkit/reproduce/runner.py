@@ -118,14 +118,22 @@ def _finished_rows(experiment: Experiment, directory: Path, seeds: int) -> tuple
 def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
     """Add the rows (and artifacts) of the runs in ``sources`` to the run in ``into``; returns the rows added.
 
-    All must be runs of one experiment; a row whose (arm, setting, seed) is already in ``into`` is an error, as is
-    an artifact name that exists in both with other contents. Everything is checked before anything is copied, so
-    a refused merge changes nothing. ``into/results.json`` is then rewritten atomically with ``"claims": []`` and
-    the summed ``seconds`` (core-seconds, when the shards ran side by side): finish it with
-    ``run_experiment(..., resume=True)``.
+    ``into`` may be an empty (or new) folder. All must be runs of one experiment; a row whose (arm, setting, seed)
+    is already in ``into`` is an error, as is an artifact name that exists in both with other contents. Everything
+    is checked before anything is copied, so a refused merge changes nothing. ``into/results.json`` is then
+    rewritten atomically with ``"claims": []`` and the summed ``seconds`` (core-seconds, when the shards ran side by
+    side): finish it with ``run_experiment(..., resume=True)``.
     """
     target = Path(into)
-    merged = _read_results(target)
+    if not sources:
+        raise ValueError("merge_runs needs at least one source run")
+    if (target / "results.json").is_file():
+        merged = _read_results(target)
+    else:  # an empty folder: the merge starts from nothing
+        check_writable_dir(target, what="output directory")
+        first = _read_results(Path(sources[0]))
+        merged = {"experiment": first["experiment"], "command": first.get("command", ""), "seconds": 0.0,
+                  "rows": [], "claims": []}  # fmt: skip
     keys = {_row_key(row) for row in merged["rows"]}
     before = len(merged["rows"])
     copies: dict[str, Path] = {}

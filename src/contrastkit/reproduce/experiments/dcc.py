@@ -402,5 +402,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _main_with_one_line_errors() -> int:
+    """``main()`` as a command: bad input (a missing file, an unknown arm, a refused merge) is one line, exit 2."""
+    try:
+        return main()
+    except (ValueError, OSError) as err:
+        print(f"contrastkit: error: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_main_with_one_line_errors())
