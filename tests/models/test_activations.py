@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from contrastkit.models import resnet18
-from contrastkit.models.activations import ReLU, relu
+from contrastkit.models.activations import ReLU, relu, set_fast_path
 
 
 def _special_bf16() -> torch.Tensor:
@@ -112,3 +112,15 @@ def test_resnet_bf16_step_is_bit_identical_to_nn_relu() -> None:
         grads.append([p.grad.clone() for p in model.parameters()])
     for g_fast, g_plain in zip(*grads, strict=True):
         assert torch.equal(g_fast, g_plain)
+
+
+def test_the_fast_path_can_be_switched_off() -> None:
+    x = torch.tensor([-0.0, -1.0, 2.0], dtype=torch.bfloat16)
+    assert _bits(relu(x))[0] == 0  # fast path: -0.0 -> +0.0
+    previous = set_fast_path(False)
+    try:
+        assert previous is True
+        assert _bits(relu(x))[0] == -32768  # ATen keeps -0.0
+    finally:
+        set_fast_path(previous)
+    assert _bits(relu(x))[0] == 0

@@ -26,11 +26,28 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ReLU", "relu"]
+__all__ = ["ReLU", "relu", "set_fast_path"]
+
+_fast_path_enabled = True  # process-wide switch; see set_fast_path
+
+
+def set_fast_path(enabled: bool) -> bool:
+    """Switch the bfloat16 fast path on or off for the whole process (off: ATen's ReLU); returns the old setting.
+
+    For benchmarks that measure what the fast path buys (``benchmarks/throughput.py --no-fast-relu``).
+    """
+    global _fast_path_enabled
+    previous, _fast_path_enabled = _fast_path_enabled, bool(enabled)
+    return previous
 
 
 def _fast_path(x: Tensor) -> bool:
-    return x.dtype == torch.bfloat16 and x.device.type == "cpu" and not torch.compiler.is_compiling()
+    return (
+        _fast_path_enabled
+        and x.dtype == torch.bfloat16
+        and x.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+    )
 
 
 class _BF16ReLU(torch.autograd.Function):
