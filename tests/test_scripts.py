@@ -99,3 +99,15 @@ def test_dc_mnist_benchmark_condenses_evaluates_and_draws(tmp_path: Path) -> Non
     assert 0.0 <= run["condensed_mean"] <= 1.0
     assert json.loads(out.read_text())["runs"][0]["seed"] == 0
     assert (tmp_path / "dc_seed0.pt").is_file() and (tmp_path / "dc_seed0.png").is_file()
+
+
+def test_step_profile_benchmark_splits_the_step_by_kind_of_op(tmp_path: Path) -> None:
+    out = tmp_path / "p.json"
+    result = load_script("benchmarks/step_profile.py").main(
+        ["--width", "0.125", "--batch-size", "8", "--steps", "1", "--repeats", "1", "--out", str(out)]
+    )
+    for row in result["profile_ms_per_step"].values():
+        assert row["convolution"] > 0 and row["batch_norm"] > 0
+        assert row["total"] == pytest.approx(sum(v for k, v in row.items() if k != "total"))
+    assert all(ms > 0 for ms in result["kernels"].values())
+    assert json.loads(out.read_text())["kernels"].keys() == result["kernels"].keys()

@@ -75,7 +75,7 @@ class CondensationConfig:
     ``dsa=True`` with ``matching="dcc"`` is DSAC. ``real_grad_reduction``: ``"mean"`` (class_mean) or ``"sum"``.
     ``vmap_chunk_size``: classes per batched call of :func:`class_gradients` (None = all at once, fastest on a
     GPU; 1 is about 2x faster on a CPU, where one big batch falls out of cache).
-    ``class_grad_method``: ``"vmap"`` or ``"loop"`` (see :func:`class_gradients`; ``"loop"`` is 1.4-1.8x faster
+    ``class_grad_method``: ``"vmap"`` or ``"loop"`` (see :func:`class_gradients`; ``"loop"`` is 1.2-1.5x faster
     on a CPU). The official assertion ``inner_warmup <= inner_loop`` is enforced for ``matching="dcc"`` only (DC
     ignores the warm-up).
     """
@@ -181,7 +181,7 @@ def class_gradients(
         images: ``[C, n, ch, H, W]``; labels: ``[C, n]``.
         chunk_size: classes per batched call (``torch.func.vmap(chunk_size=...)``); None = all at once.
         method: ``"vmap"`` (``torch.func.vmap`` of ``torch.func.grad``: no Python loop over classes) or
-            ``"loop"`` (one ``torch.autograd.grad`` per class: equal up to rounding, and on a CPU 1.4-1.8x faster
+            ``"loop"`` (one ``torch.autograd.grad`` per class: equal up to rounding, and on a CPU 1.2-1.5x faster
             for the DC ConvNet, whose vmapped GroupNorm falls back to unfused elementwise kernels).
 
     Returns:
