@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         + " ".join(
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
             for k, v in vars(args).items()
-            if not isinstance(v, bool)
+            if not isinstance(v, bool) and k != "grid"  # every resolved option, so defaults are on record
         )
         + (" --no-random" if args.no_random else ""),
         "condensation": {k: str(v) for k, v in cfg.__dict__.items()},

@@ -98,6 +98,7 @@ def test_dc_mnist_benchmark_condenses_evaluates_and_draws(tmp_path: Path) -> Non
     assert len(run["condensed_acc"]) == 1 and len(run["random_acc"]) == 1
     assert 0.0 <= run["condensed_mean"] <= 1.0
     assert json.loads(out.read_text())["runs"][0]["seed"] == 0
+    assert "--grid" not in record["command"] and "--outer 2 " in record["command"]  # a command that runs again
     assert (tmp_path / "dc_seed0.pt").is_file() and (tmp_path / "dc_seed0.png").is_file()
 
 
