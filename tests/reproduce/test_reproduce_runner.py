@@ -65,7 +65,8 @@ def test_run_writes_contract_report_and_verdicts(tmp_path: Path) -> None:
     results = run_experiment(_toy(), seeds=3, out=tmp_path, command="contrastkit reproduce toy_effect --seeds 3")
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
-    assert set(on_disk) == {"experiment", "command", "seconds", "rows", "claims"}
+    assert set(on_disk) == {"experiment", "command", "quick", "seconds", "rows", "claims"}
+    assert on_disk["quick"] is False
     assert [(r["arm"], r["seed"]) for r in on_disk["rows"][:5]] == [("a", 0), ("b", 0), ("null", 0), ("worse", 0),
                                                                       ("a", 1)]
     assert on_disk["rows"][1]["setting"] == {"effect": 1.0}
@@ -139,6 +140,13 @@ def test_resume_runs_only_the_missing_rows_and_gives_the_same_results(tmp_path: 
     assert calls == [("b", 0), ("b", 1)]
     with pytest.raises(ValueError, match="holds experiment 'toy_resume'"):
         run_experiment(_toy("toy_other", _toy_run), seeds=1, out=tmp_path / "r", command="cmd", resume=True)
+    with pytest.raises(ValueError, match="is a full run and this one is quick"):
+        run_experiment(_toy("toy_resume", counted), seeds=2, quick=True, out=tmp_path / "r", command="cmd",
+                       resume=True)  # fmt: skip
+    quick = run_experiment(_toy("toy_resume", _toy_run), seeds=1, quick=True, out=tmp_path / "q", command="cmd")
+    assert quick["quick"] is True
+    with pytest.raises(ValueError, match="different budgets"):
+        merge_runs(tmp_path / "r", [tmp_path / "q"])
 
 
 def test_merged_shards_equal_one_run(tmp_path: Path) -> None:

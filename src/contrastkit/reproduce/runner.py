@@ -2,7 +2,7 @@
 
 ``out/results.json`` follows the contract of ``contrastkit reproduce`` (checked by ``tools/validate_results.py``)::
 
-    {"experiment": str, "command": str, "seconds": float,
+    {"experiment": str, "command": str, "quick": bool, "seconds": float,
      "rows": [{"arm": str, "setting": {...}, "seed": int, "metrics": {name: float}}],
      "claims": [{"claim": str, "verdict": "reproduced" | "not reproduced" | "inconclusive", "evidence": str}]}
 
@@ -14,7 +14,8 @@ is ``out/artifacts``; the experiment's optional ``figures`` function draws from 
 
 ``resume=True`` continues a stopped run in the same ``out``: the rows already in ``out/results.json`` whose arm,
 setting and seed the current run would produce are kept (their artifacts are still in ``out/artifacts``), only
-the missing ones run, and ``seconds`` adds up both runs. A results file of another experiment is an error.
+the missing ones run, and ``seconds`` adds up both runs. A results file of another experiment, or of the other
+budget (``quick``, recorded in results.json), is an error.
 :func:`merge_runs` folds the rows and artifacts of runs made in other folders (e.g. shards of the arms run in
 parallel processes) into one folder; a ``resume=True`` run there then judges the claims over all of them.
 """
@@ -100,7 +101,14 @@ def _read_results(directory: Path) -> dict[str, Any]:
     return results
 
 
-def _finished_rows(experiment: Experiment, directory: Path, seeds: int) -> tuple[list[dict[str, Any]], float]:
+def _is_quick(results: dict[str, Any]) -> bool:
+    """Whether a run used the smoke-test budget (files written before the flag was recorded: from the command)."""
+    return bool(results.get("quick", "--quick" in str(results.get("command", "")).split()))
+
+
+def _finished_rows(
+    experiment: Experiment, directory: Path, seeds: int, quick: bool
+) -> tuple[list[dict[str, Any]], float]:
     """Rows of an earlier run in ``directory`` that this run would produce again, and that run's seconds."""
     if not (directory / "results.json").is_file():
         return [], 0.0
@@ -110,6 +118,12 @@ def _finished_rows(experiment: Experiment, directory: Path, seeds: int) -> tuple
             f"cannot resume: {directory / 'results.json'} holds experiment {previous['experiment']!r}, not "
             f"{experiment.name!r}; pick another --out"
         )
+    if _is_quick(previous) != bool(quick):
+        budgets = ("full", "quick") if quick else ("quick", "full")
+        raise ValueError(
+            f"cannot resume: {directory / 'results.json'} is a {budgets[0]} run and this one is {budgets[1]}; "
+            "their rows must not mix, pick another --out"
+        )
     wanted = {(arm.name, json.dumps(dict(arm.setting), sort_keys=True)) for arm in experiment.arms}
     kept = [row for row in previous["rows"] if _row_key(row)[:2] in wanted and 0 <= _row_key(row)[2] < seeds]
     return kept, float(previous.get("seconds", 0.0))
@@ -118,11 +132,11 @@ def _finished_rows(experiment: Experiment, directory: Path, seeds: int) -> tuple
 def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
     """Add the rows (and artifacts) of the runs in ``sources`` to the run in ``into``; returns the rows added.
 
-    ``into`` may be an empty (or new) folder. All must be runs of one experiment; a row whose (arm, setting, seed)
-    is already in ``into`` is an error, as is an artifact name that exists in both with other contents. Everything
-    is checked before anything is copied, so a refused merge changes nothing. ``into/results.json`` is then
-    rewritten atomically with ``"claims": []`` and the summed ``seconds`` (core-seconds, when the shards ran side by
-    side): finish it with ``run_experiment(..., resume=True)``.
+    ``into`` may be an empty (or new) folder. All must be runs of one experiment and one budget (``quick`` or not);
+    a row whose (arm, setting, seed) is already in ``into`` is an error, as is an artifact name that exists in both
+    with other contents. Everything is checked before anything is copied, so a refused merge changes nothing.
+    ``into/results.json`` is then rewritten atomically with ``"claims": []`` and the summed ``seconds``
+    (core-seconds, when the shards ran side by side): finish it with ``run_experiment(..., resume=True)``.
     """
     target = Path(into)
     if not sources:
@@ -132,8 +146,8 @@ def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
     else:  # an empty folder: the merge starts from nothing
         check_writable_dir(target, what="output directory")
         first = _read_results(Path(sources[0]))
-        merged = {"experiment": first["experiment"], "command": first.get("command", ""), "seconds": 0.0,
-                  "rows": [], "claims": []}  # fmt: skip
+        merged = {"experiment": first["experiment"], "command": first.get("command", ""),
+                  "quick": _is_quick(first), "seconds": 0.0, "rows": [], "claims": []}  # fmt: skip
     keys = {_row_key(row) for row in merged["rows"]}
     before = len(merged["rows"])
     copies: dict[str, Path] = {}
@@ -141,6 +155,8 @@ def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
         other = _read_results(source)
         if other["experiment"] != merged["experiment"]:
             raise ValueError(f"{source} holds experiment {other['experiment']!r}, {target} {merged['experiment']!r}")
+        if _is_quick(other) != _is_quick(merged):
+            raise ValueError(f"{source} and {target} ran different budgets (--quick in one only); they must not mix")
         for row in other["rows"]:
             if _row_key(row) in keys:
                 raise ValueError(f"arm {row['arm']!r} seed {row['seed']} is in both {target} and {source}")
@@ -196,6 +212,7 @@ def run_experiment(
     results: dict[str, Any] = {
         "experiment": experiment.name,
         "command": command,
+        "quick": bool(quick),
         "seconds": 0.0,
         "rows": [],
         "claims": [],
@@ -209,7 +226,7 @@ def run_experiment(
     done: set[tuple[str, int]] = set()
     earlier_seconds = 0.0
     if resume:
-        kept, earlier_seconds = _finished_rows(experiment, directory, seeds)
+        kept, earlier_seconds = _finished_rows(experiment, directory, seeds, quick)
         results["rows"] = sorted(kept, key=in_run_order)
         done = {(row["arm"], int(row["seed"])) for row in kept}
         if progress is not None:
