@@ -12,8 +12,8 @@ is paired: same seed, same starting images, same evaluation nets.
 ConvNet (depth 3, instancenorm = GroupNorm(C, C), avg-pool, width ``WIDTH``), the same loops for DC and DCC: at
 ipc 1 DCC's table (10 matching steps per fresh net, 5 epochs of net training between them), at ipc 10 10 steps
 with **10** epochs between them instead of the table's 50 (spec §7.6: keep T small on a CPU; with 50 one outer
-iteration took 30 s instead of 11 s on a shared core, ``benchmarks/dcc_time_outer.py --ipc 10 --outer 1
-[--epochs-between 10]``), init
+iteration takes 24.9 s instead of 7.4 s on one core, ``benchmarks/dcc_time_outer.py --ipc 10 --outer 1
+--matching dcc [--epochs-between 10]``, ``docs/results/dcc/time_outer_ipc10_T{50,10}.json``), init
 from real images, SGD on the pixels (lr 0.1, momentum 0.5), distance ``ours``, ``batch_real`` real images per
 class, ``outer`` fresh nets, DCC warm-up ``outer_warmup = outer // 4`` (spec §4: 25 % of a short run) and
 ``inner_warmup = 10``. DSA/DSAC: siamese DSA, ``color_crop_cutout_scale_rotate`` on digits (no flip, as the DC
