@@ -15,12 +15,11 @@ Two tables:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from throughput import make_step, timeit
+from throughput import make_step, save_result, timeit
 from torch.profiler import ProfilerActivity, profile
 
 from contrastkit.models.activations import relu, set_fast_path
@@ -110,9 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"kernels on [{2 * args.batch_size}, 16, 28, 28] bf16 channels_last (ms):")
     for name, ms in result["kernels"].items():
         print(f"  {name:32s} {ms:7.2f}")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    save_result(args.out, result)
     return result
 
 

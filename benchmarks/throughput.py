@@ -41,6 +41,13 @@ def timeit(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def save_result(out: Path | None, result: dict) -> None:
+    """Write ``result`` as indented JSON to ``out`` (folders created); nothing when ``out`` is None."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+
+
 def gemm_flops(dtype: torch.dtype, n: int = 2048) -> float:
     """Measured FLOP/s of an ``n x n`` matrix product in ``dtype`` on the CPU."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
@@ -175,9 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'loss fwd+bwd (d=128)':28s} {'N':>6s} {'nt_xent ms':>11s} {'supcon ms':>10s}")
     for row in result["losses"]:
         print(f"{'':28s} {row['N']:6d} {row['nt_xent_ms']:11.1f} {row['supcon_ms']:10.1f}")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    save_result(args.out, result)
     return result
 
 
