@@ -8,9 +8,9 @@ PIP := $(PY) -m pip
 CONTRASTKIT_DATA ?= $(HOME)/.cache/contrastkit
 export CONTRASTKIT_DATA
 
-.PHONY: setup data test demo lint bench clean
+.PHONY: setup data native test demo lint bench clean
 
-setup: $(VENV)/.installed data
+setup: $(VENV)/.installed data native
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ data: $(VENV)/.data-installed
 $(VENV)/.data-installed: $(VENV)/.installed
 	bash scripts/install_data.sh $(PY)
 	touch $@
+
+# The optional AVX-512 bfloat16 kernels (models/csrc), compiled into torch's extension cache; a no-op when they
+# are up to date, a warning (and the pure-torch path) when there is no compiler.
+native: $(VENV)/.installed
+	$(PY) -c 'from contrastkit.models.native import build_native_kernels; build_native_kernels()'
 
 test: setup
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests

@@ -26,7 +26,8 @@ from contrastkit import accel
 from contrastkit.augment import multi_view, simclr_views
 from contrastkit.losses import nt_xent, supcon
 from contrastkit.methods import SimCLR
-from contrastkit.models import build_backbone
+from contrastkit.models import build_backbone, native_kernels, set_fused_batch_norm
+from contrastkit.models.activations import set_fast_path
 
 
 def timeit(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -143,16 +144,19 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--no-fast-relu", action="store_true",
                    help="switch off the bfloat16 ReLU fast path of contrastkit.models.activations (ATen's ReLU)")
+    p.add_argument("--no-fused-bn", action="store_true",
+                   help="switch off the fused bfloat16 batch norm + ReLU of contrastkit.models.batch_norm (ATen's)")
     args = p.parse_args(argv)
     if args.no_fast_relu:
-        from contrastkit.models.activations import set_fast_path
-
         set_fast_path(False)
+    if args.no_fused_bn:
+        set_fused_batch_norm(False)
     images = torch.rand(4096, args.channels, args.image_size, args.image_size)
     result = {
         "settings": vars(args) | {"out": str(args.out)},
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "native_kernels": native_kernels(),
         "gemm_gflops": {
             "float32": gemm_flops(torch.float32) / 1e9,
             "bfloat16": gemm_flops(torch.bfloat16) / 1e9,

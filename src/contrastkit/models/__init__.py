@@ -5,6 +5,7 @@ from __future__ import annotations
 from contrastkit._io import CheckpointError
 from contrastkit.models.activations import ReLU
 from contrastkit.models.backbone import Backbone, check_image_batch
+from contrastkit.models.batch_norm import BatchNorm2d, norm_act, set_fused_batch_norm
 from contrastkit.models.convnet import ConvNet
 from contrastkit.models.export import (
     export_backbone,
@@ -20,6 +21,7 @@ from contrastkit.models.heads import (
     ProjectionHead,
     SimCLRProjectionHead,
 )
+from contrastkit.models.native import native_kernels
 from contrastkit.models.norm import group_norm_groups, make_norm2d
 from contrastkit.models.registry import BACKBONES, backbone_from_config, build_backbone
 from contrastkit.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
@@ -29,6 +31,7 @@ __all__ = [
     "BACKBONES",
     "Backbone",
     "BasicBlock",
+    "BatchNorm2d",
     "Bottleneck",
     "CheckpointError",
     "ConvNet",
@@ -48,10 +51,13 @@ __all__ = [
     "group_norm_groups",
     "load_backbone",
     "make_norm2d",
+    "native_kernels",
+    "norm_act",
     "read_backbone_file",
     "resnet18",
     "resnet34",
     "resnet50",
+    "set_fused_batch_norm",
     "strip_wrapper_prefixes",
     "unwrap_model",
 ]

@@ -1,6 +1,7 @@
 """Normalisation switch for the ResNet backbones: ``"batch" | "group" | "none"``.
 
-* ``batch``: ``BatchNorm2d`` (local-batch statistics in train mode; convert to SyncBN under DDP if wanted).
+* ``batch``: ``contrastkit.models.BatchNorm2d`` (``nn.BatchNorm2d`` with a fused bf16 CPU path; local-batch
+  statistics in train mode; convert to SyncBN under DDP if wanted).
 * ``group``: ``GroupNorm(G, C)`` (Wu & He, ECCV 2018), ``y = (x - mean_g) / sqrt(var_g + eps) * gamma + beta``
   with mean/var over the channels of group ``g`` and all pixels *of one sample*; the output of a sample never
   depends on the other samples of the batch (needed for exact single- vs multi-process equivalence tests).
@@ -12,6 +13,8 @@ from __future__ import annotations
 from typing import Literal
 
 from torch import nn
+
+from contrastkit.models.batch_norm import BatchNorm2d
 
 NormKind = Literal["batch", "group", "none"]
 NORM_KINDS: tuple[str, ...] = ("batch", "group", "none")
@@ -39,7 +42,7 @@ def make_norm2d(norm: str, channels: int) -> nn.Module:
     """A 2-D normalisation layer over ``[B, channels, H, W]`` of the given kind (see module docstring)."""
     norm = check_norm_kind(norm)
     if norm == "batch":
-        return nn.BatchNorm2d(channels)
+        return BatchNorm2d(channels)
     if norm == "group":
         return nn.GroupNorm(group_norm_groups(channels), channels)
     return nn.Identity()

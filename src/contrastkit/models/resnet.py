@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit._checks import check_positive
-from contrastkit.models.activations import ReLU
 from contrastkit.models.backbone import Backbone
+from contrastkit.models.batch_norm import norm_act
 from contrastkit.models.norm import check_norm_kind, make_norm2d
 
 STAGE_BASE_CHANNELS: tuple[int, ...] = (64, 128, 256, 512)
@@ -47,7 +47,6 @@ class BasicBlock(nn.Module):
         self.bn1 = make_norm2d(norm, planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, padding=dilation, dilation=dilation, bias=bias)
         self.bn2 = make_norm2d(norm, planes)
-        self.relu = ReLU(inplace=True)
         self.downsample = _shortcut(in_planes, planes, stride, norm)
 
     def last_layers(self) -> tuple[nn.Conv2d, nn.Module]:
@@ -57,9 +56,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``[B, in_planes, H, W] -> [B, planes, H/stride, W/stride]``."""
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out = norm_act(self.bn1, self.conv1(x))
+        return norm_act(self.bn2, self.conv2(out), residual=identity)
 
 
 class Bottleneck(nn.Module):
@@ -77,7 +75,6 @@ class Bottleneck(nn.Module):
         self.bn2 = make_norm2d(norm, planes)
         self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=bias)
         self.bn3 = make_norm2d(norm, out_planes)
-        self.relu = ReLU(inplace=True)
         self.downsample = _shortcut(in_planes, out_planes, stride, norm)
 
     def last_layers(self) -> tuple[nn.Conv2d, nn.Module]:
@@ -87,10 +84,9 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``[B, in_planes, H, W] -> [B, 4 * planes, H/stride, W/stride]``."""
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out = norm_act(self.bn1, self.conv1(x))
+        out = norm_act(self.bn2, self.conv2(out))
+        return norm_act(self.bn3, self.conv3(out), residual=identity)
 
 
 def _shortcut(in_planes: int, out_planes: int, stride: int, norm: str) -> nn.Module | None:
@@ -177,7 +173,6 @@ class ResNet(Backbone):
             self.conv1 = nn.Conv2d(in_channels, stem_out, 7, 2, 3, bias=norm == "none")
             self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.bn1 = make_norm2d(norm, stem_out)
-        self.relu = ReLU(inplace=True)
 
         in_planes, dilation, stride_so_far = stem_out, 1, 1 if small_stem else 4
         stages, channels, strides = [], [], []
@@ -219,7 +214,7 @@ class ResNet(Backbone):
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         """The 4 stage outputs ``[B, stage_channels[i], H / stage_strides[i], W / stage_strides[i]]``."""
         x = self.check_input(x)
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(norm_act(self.bn1, self.conv1(x)))
         outs = []
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             x = stage(x)
