@@ -6,8 +6,8 @@ Two tables:
     (channels_last + bfloat16 autocast), the same steps as ``benchmarks/throughput.py``;
   * ``kernels``: median milliseconds of single ops on a ``[2 * batch, 16, 28, 28]`` channels_last bfloat16 tensor
     (the first stage's activation): a copy, ATen's ReLU forward (``clamp_min_``) and backward
-    (``threshold_backward``), the fast path of ``contrastkit.models.activations``, batch norm forward and
-    backward.
+    (``threshold_backward``), the fast path of ``contrastkit.models.activations``, ATen's batch norm forward and
+    backward, and the fused batch norm + ReLU of ``contrastkit.models.batch_norm`` (when its kernels are built).
 
     python benchmarks/step_profile.py --steps 3 --out docs/results/step_profile.json
 """
@@ -22,11 +22,17 @@ import torch.nn.functional as F
 from throughput import make_step, save_result, timeit
 from torch.profiler import ProfilerActivity, profile
 
+from contrastkit.models import BatchNorm2d, native_kernels
 from contrastkit.models.activations import relu, set_fast_path
 
 KINDS = {
     "convolution": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution"),
-    "batch_norm": ("aten::native_batch_norm", "aten::native_batch_norm_backward"),
+    "batch_norm": (
+        "aten::native_batch_norm",
+        "aten::native_batch_norm_backward",
+        "contrastkit_bf16::batch_norm_forward",  # the fused kernel of contrastkit.models.batch_norm (+ add, ReLU)
+        "contrastkit_bf16::batch_norm_backward",
+    ),
     "relu": ("aten::clamp_min_", "aten::clamp_min", "aten::threshold_backward", "aten::relu", "aten::relu_"),
     "add": ("aten::add", "aten::add_"),
 }
@@ -66,6 +72,19 @@ def kernel_table(batch: int, repeats: int) -> dict[str, float]:
     buffer = x.clone()
     previous = set_fast_path(True)
     try:
+        fused = {}
+        if native_kernels():
+            module = BatchNorm2d(16)
+            xf = x.clone().requires_grad_()
+            fused_out = module.forward_act(xf)
+
+            def fused_backward() -> None:
+                torch.autograd.grad(fused_out, (xf, module.weight, module.bias), grad, retain_graph=True)
+
+            fused = {
+                "fused_batch_norm_relu_forward_ms": 1e3 * timeit(lambda: module.forward_act(x), repeats),
+                "fused_batch_norm_relu_backward_ms": 1e3 * timeit(fused_backward, repeats),
+            }
         return {
             "copy_ms": 1e3 * timeit(lambda: buffer.copy_(x), repeats),
             # in place on the same buffer: the kernels read and write every element whatever the values
@@ -76,6 +95,7 @@ def kernel_table(batch: int, repeats: int) -> dict[str, float]:
             "batch_norm_forward_ms": 1e3 * timeit(lambda: F.batch_norm(x, None, None, weight.detach(), bias.detach(),
                                                                         True), repeats),
             "batch_norm_backward_ms": 1e3 * timeit(bn_backward, repeats),
+            **fused,
         }
     finally:
         set_fast_path(previous)

@@ -6,10 +6,10 @@ Training-mode batch norm (Ioffe & Szegedy, ICML 2015) over ``x: [N, C, H, W]``, 
 
 mean/var over ``N, H, W`` (biased var for the output, unbiased for ``running_var``). In a ResNet every norm is
 followed by a ReLU, or by the residual add and a ReLU; under bfloat16 autocast on CPU these memory-bound ops cost
-more than the convolutions' own speed-up leaves (``benchmarks/step_profile.py``: ATen's bf16 batch norm runs at a
-fraction of the memory bandwidth because it converts whole tensors to float32 and back). The native kernel
-(``models/csrc/batch_norm_bf16.cpp``) reads the bf16 activation in place, accumulates in float32/float64, and
-writes the bf16 result of norm, add and ReLU in one pass; its backward does the same for the gradients.
+more than the convolutions' own speed-up leaves: ATen's bf16 batch norm takes several times as long as a copy of
+its input (``benchmarks/step_profile.py`` times both). The native kernel (``models/csrc/batch_norm_bf16.cpp``,
+AVX-512) reads the bf16 activation in place, accumulates in float32/float64, and writes the bf16 result of norm,
+add and ReLU in one pass after the statistics pass; its backward does the same for the gradients.
 
 The fused path is taken only when all of these hold, and otherwise the module is exactly ``nn.BatchNorm2d``
 followed by ``+ z`` and ``relu``:
