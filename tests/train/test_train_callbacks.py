@@ -88,3 +88,45 @@ def test_collapse_monitor_counts_collapsed_dimensions_of_known_spaces() -> None:
     assert metrics["collapse_dead_units"] == 3 and metrics["collapse_collapsed_dims"] == 3
     assert 2.7 < metrics["collapse_effective_rank"] <= 3.0
     assert metrics["loss_space_collapsed_dims"] == 3 and metrics["loss_space_effective_rank"] == pytest.approx(1.0)
+
+
+class _AutocastProbe(nn.Module):
+    """Wraps a backbone and records whether autocast (and which dtype) was on in each training forward."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.inner = backbone
+        self.num_features = backbone.num_features
+        self.seen: list[tuple[bool, torch.dtype]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "32"])
+def test_the_training_step_runs_in_the_precision_asked_for(
+    tmp_path: Path, precision: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trainer.precision=bf16 really trains under bf16 autocast (Fabric's marked methods skip it on their own)."""
+    import contrastkit.train.loop as loop
+
+    probes: list[_AutocastProbe] = []
+    build = loop.build_method
+
+    def probed(cfg, image_size, channels):
+        method = build(cfg, image_size, channels)
+        method.backbone = _AutocastProbe(method.backbone)
+        probes.append(method.backbone)
+        return method
+
+    monkeypatch.setattr(loop, "build_method", probed)
+    cfg = load_config(TINY, ["trainer.max_steps=2", f"trainer.precision={precision}", "monitor.knn_every_epochs=0"])
+    fit(cfg, tmp_path / "run")
+    seen = probes[0].seen
+    assert len(seen) >= 2
+    if precision == "bf16":
+        assert all(enabled and dtype == torch.bfloat16 for enabled, dtype in seen)
+    else:
+        assert not any(enabled for enabled, _ in seen)

@@ -285,7 +285,10 @@ def fit(
         for group, base in zip(optimizers[0].param_groups, base_lrs, strict=True):
             group["lr"] = base * factor
         try:
-            out = module.training_step(ViewBatch(views, labels))
+            # Fabric's mark_forward_method does not enter the precision context: without this the bf16-mixed
+            # step would run in float32 on CPU
+            with fabric.autocast():
+                out = module.training_step(ViewBatch(views, labels))
         except NonFiniteError:  # the losses refuse NaN/Inf embeddings: the same divergence, seen earlier
             out = {"total": torch.tensor(float("nan"))}
         total = out["total"]
