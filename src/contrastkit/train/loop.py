@@ -285,8 +285,8 @@ def fit(
         for group, base in zip(optimizers[0].param_groups, base_lrs, strict=True):
             group["lr"] = base * factor
         try:
-            # Fabric's mark_forward_method does not enter the precision context: without this the bf16-mixed
-            # step would run in float32 on CPU
+            # Fabric enters the precision context for forward() and for a LightningModule's *_step methods only
+            # (Lightning #16857 / #17439); TrainModule is a plain nn.Module, so without this bf16-mixed ran float32
             with fabric.autocast():
                 out = module.training_step(ViewBatch(views, labels))
         except NonFiniteError:  # the losses refuse NaN/Inf embeddings: the same divergence, seen earlier
