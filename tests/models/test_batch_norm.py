@@ -296,3 +296,23 @@ def test_a_failed_build_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatc
         assert native.native_kernels() is False  # cached: no second warning
     x, weight, bias = _inputs(8, (4, 16, 6, 6))
     assert _same_as_nn(_module(weight, bias), x)
+
+
+@needs_kernels
+def test_results_do_not_depend_on_the_thread_count() -> None:
+    x, weight, bias = _inputs(9, (16, 24, 12, 12))
+    grad = _cl(torch.randn(16, 24, 12, 12).to(torch.bfloat16))
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            bn = _module(weight, bias)
+            xi = x.clone().requires_grad_()
+            y = bn.forward_act(xi, None, True)
+            y.backward(grad)
+            results.append((y, xi.grad, bn.weight.grad, bn.running_var))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
