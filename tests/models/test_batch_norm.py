@@ -51,7 +51,8 @@ def _module(weight: torch.Tensor, bias: torch.Tensor) -> BatchNorm2d:
     return bn
 
 
-SHAPES = [(4, 3, 5, 7), (8, 16, 6, 6), (2, 40, 9, 5), (3, 130, 2, 3)]  # channels: a tail only, 16, 2 chunks + tail
+# channels: tails only (1, 3), one full chunk (16), chunks + tail (40, 130)
+SHAPES = [(5, 1, 3, 3), (4, 3, 5, 7), (8, 16, 6, 6), (2, 40, 9, 5), (3, 130, 2, 3)]
 
 
 @needs_kernels
@@ -87,7 +88,7 @@ def test_backward_matches_float64(shape, residual: bool, act: bool) -> None:
     grad = _cl(torch.randn(shape).to(torch.bfloat16))
     bn = _module(weight, bias)
     xi = x.clone().requires_grad_()
-    zi = _cl(z0).requires_grad_() if residual else None
+    zi = _cl(z0.clone()).requires_grad_() if residual else None  # a leaf of its own (for C = 1 _cl is a no-op)
     y = bn.forward_act(xi, zi, act)
     y.backward(grad)
 
