@@ -129,24 +129,19 @@ class BatchNorm2d(nn.BatchNorm2d):
         return super().forward(input)
 
     def forward_act(self, input: Tensor, residual: Tensor | None = None, act: bool = True) -> Tensor:
-        """``act(bn(input) [+ residual])`` with ``act`` = ReLU when set; shapes ``[N, C, H, W]``."""
-        if self._fused(input, residual):
-            return self._forward_fused(input, residual, act)
-        out = self(input)
-        if residual is not None:
-            out = out + residual
-        return relu(out, inplace=True) if act else out
+        """``act(bn(input) [+ residual])``, ReLU when ``act``; shapes ``[N, C, H, W]``; see :func:`norm_act`."""
+        return norm_act(self, input, residual, act)
 
     def _fused(self, x: Tensor, residual: Tensor | None) -> bool:
-        params_ok = self.weight is None or (self.weight.dtype == torch.float32 and self.bias.dtype == torch.float32)
+        """Whether the fused kernel applies (the module docstring's conditions); the cheapest tests first."""
         return (
-            _fused_enabled
-            and self.training
-            and params_ok
-            and x.dtype == torch.bfloat16
+            x.dtype == torch.bfloat16
             and x.device.type == "cpu"
+            and self.training
+            and _fused_enabled
             and x.dim() == 4
             and x.shape[0] * x.shape[2] * x.shape[3] > 1
+            and (self.weight is None or (self.weight.dtype == torch.float32 and self.bias.dtype == torch.float32))
             and not _tracing(x)  # before the layout queries, which vmap does not answer
             and x.is_contiguous(memory_format=torch.channels_last)
             and (
@@ -167,20 +162,21 @@ class BatchNorm2d(nn.BatchNorm2d):
         weight = self.weight if self.weight is not None else x.new_ones(channels, dtype=torch.float32)
         bias = self.bias if self.bias is not None else x.new_zeros(channels, dtype=torch.float32)
         y, mean, var = _FusedBatchNormAct.apply(x, weight, bias, residual, self.eps, act)
-        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+        if self.track_running_stats:  # training mode is a condition of the fused path
             self.num_batches_tracked.add_(1)  # type: ignore[union-attr,operator]
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
             count = x.numel() // channels
             with torch.no_grad():
-                self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
-                self.running_var.mul_(1 - factor).add_(var, alpha=factor * count / (count - 1))
+                self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)  # type: ignore[union-attr]
+                self.running_var.mul_(1 - factor).add_(var, alpha=factor * count / (count - 1))  # type: ignore[union-attr]
         return y
 
 
 def norm_act(norm: nn.Module, x: Tensor, residual: Tensor | None = None, act: bool = True) -> Tensor:
-    """``act(norm(x) [+ residual])`` for any norm module; fused when ``norm`` is a contrastkit ``BatchNorm2d``."""
-    if isinstance(norm, BatchNorm2d):
-        return norm.forward_act(x, residual, act)
+    """``act(norm(x) [+ residual])`` for any norm module; one fused kernel when ``norm`` is a contrastkit
+    :class:`BatchNorm2d` and the module docstring's conditions hold, else the three ops one after the other."""
+    if isinstance(norm, BatchNorm2d) and norm._fused(x, residual):
+        return norm._forward_fused(x, residual, act)
     out = norm(x)
     if residual is not None:
         out = out + residual
