@@ -85,6 +85,7 @@ inline __m512 from_bf16(__m256i bits) {
 // Lanes whose bfloat16 bits, read as int16, are > 0: exactly the positive values (and NaNs with a clear sign).
 inline __mmask16 positive(__m256i bits) { return _mm256_cmpgt_epi16_mask(bits, _mm256_setzero_si256()); }
 
+// Masked loads and stores never touch the lanes left out, so per-channel arrays need no padding to 16.
 inline __m512 load_f32(const float* p, __mmask16 lanes) { return _mm512_maskz_loadu_ps(lanes, p); }
 
 inline __mmask16 lane_mask(int64_t width) {
@@ -103,23 +104,22 @@ template <typename Visit>
 std::pair<std::vector<double>, std::vector<double>> blocked_sums(int64_t rows, int64_t channels, const Visit& visit) {
   const int64_t block_rows = rows_per_block(channels);
   const int64_t blocks = (rows + block_rows - 1) / block_rows;
-  const int64_t padded = (channels + kLanes - 1) / kLanes * kLanes;
-  std::vector<float> partial(static_cast<size_t>(blocks * 2 * padded));
+  std::vector<float> partial(static_cast<size_t>(blocks * 2 * channels));
   for_row_blocks(rows, channels, [&](int64_t begin, int64_t end) {
-    float* out = partial.data() + begin / block_rows * 2 * padded;
+    float* out = partial.data() + begin / block_rows * 2 * channels;
     for_chunks(channels, [&](int64_t c0, __mmask16 lanes) {
       __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps();
       visit(begin, end, c0, lanes, s1, s2);
-      _mm512_storeu_ps(out + c0, s1);
-      _mm512_storeu_ps(out + padded + c0, s2);
+      _mm512_mask_storeu_ps(out + c0, lanes, s1);
+      _mm512_mask_storeu_ps(out + channels + c0, lanes, s2);
     });
   });
   std::vector<double> sum1(channels, 0.0), sum2(channels, 0.0);
   for (int64_t block = 0; block < blocks; ++block) {
-    const float* in = partial.data() + block * 2 * padded;
+    const float* in = partial.data() + block * 2 * channels;
     for (int64_t c = 0; c < channels; ++c) {
       sum1[c] += in[c];
-      sum2[c] += in[padded + c];
+      sum2[c] += in[channels + c];
     }
   }
   return {sum1, sum2};
@@ -128,8 +128,8 @@ std::pair<std::vector<double>, std::vector<double>> blocked_sums(int64_t rows, i
 // s = w r, o = b - mean s in float32; shared by forward and backward so the recomputed ReLU mask is exact.
 void affine_coefficients(const float* mean, const float* invstd, const float* w, const float* b, int64_t channels,
                          std::vector<float>& scale, std::vector<float>& offset) {
-  scale.assign(channels + kLanes, 0.f);
-  offset.assign(channels + kLanes, 0.f);
+  scale.resize(channels);
+  offset.resize(channels);
   for (int64_t c = 0; c < channels; ++c) {
     scale[c] = w[c] * invstd[c];
     offset[c] = b[c] - mean[c] * scale[c];
@@ -187,7 +187,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(const at::Ten
   at::Tensor var = at::empty({channels}, opts), y = at::empty_like(x);
 #if CONTRASTKIT_BF16_KERNELS
   const uint16_t* xb = reinterpret_cast<const uint16_t*>(x.data_ptr());
-  std::vector<float> shift(channels + kLanes, 0.f);
+  std::vector<float> shift(channels);
   for (int64_t c = 0; c < channels; ++c) {
     uint32_t u = static_cast<uint32_t>(xb[c]) << 16;
     std::memcpy(&shift[c], &u, sizeof(float));
@@ -274,9 +274,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(const at::Te
   const float* mu = mean.data_ptr<float>();
   const float* r = invstd.data_ptr<float>();
   const float* w = weight.data_ptr<float>();
-  std::vector<float> scale, offset, mean_padded(channels + kLanes, 0.f);
+  std::vector<float> scale, offset;
   affine_coefficients(mu, r, w, bias.data_ptr<float>(), channels, scale, offset);
-  std::copy(mu, mu + channels, mean_padded.begin());
 
   // The masked gradient g of the chunk at `at` (dy where the output was positive, when act is ReLU).
   auto masked_grad = [&](int64_t at, __mmask16 lanes, __m512 xv, __m512 s, __m512 o) -> __m512 {
@@ -289,7 +288,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(const at::Te
   const auto sums = blocked_sums(rows, channels, [&](int64_t begin, int64_t end, int64_t c0, __mmask16 lanes,
                                                      __m512& s1, __m512& s2) {
     const __m512 s = load_f32(scale.data() + c0, lanes), o = load_f32(offset.data() + c0, lanes);
-    const __m512 m0 = load_f32(mean_padded.data() + c0, lanes);
+    const __m512 m0 = load_f32(mu + c0, lanes);
     __m512 t1 = _mm512_setzero_ps(), t2 = _mm512_setzero_ps();  // a second chain for odd rows
     int64_t m = begin;
     for (; m + 1 < end; m += 2) {
@@ -312,7 +311,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(const at::Te
     s2 = _mm512_add_ps(s2, t2);
   });
 
-  std::vector<float> ca(channels + kLanes, 0.f), cb(channels + kLanes, 0.f), cd(channels + kLanes, 0.f);
+  std::vector<float> ca(channels), cb(channels), cd(channels);
   const double inv_rows = 1.0 / static_cast<double>(rows);
   for (int64_t c = 0; c < channels; ++c) {
     const double sum_g = sums.first[c], sum_gx = sums.second[c], rc = r[c];
