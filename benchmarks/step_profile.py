@@ -15,14 +15,13 @@ Two tables:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from throughput import make_step, save_result, timeit
+from throughput import make_step, run_header, save_result, step_arguments, timeit
 from torch.profiler import ProfilerActivity, profile
 
-from contrastkit.models import BatchNorm2d, native_kernels
+from contrastkit.models import BatchNorm2d, native_kernels, set_fused_batch_norm
 from contrastkit.models.activations import relu, set_fast_path
 
 KINDS = {
@@ -70,7 +69,8 @@ def kernel_table(batch: int, repeats: int) -> dict[str, float]:
         torch.ops.aten.threshold_backward(grad.view(torch.int16), out.view(torch.int16), 0)
 
     buffer = x.clone()
-    previous = set_fast_path(True)
+    previous = set_fast_path(True)  # the kernel table times the fast paths whatever the switches of the step
+    previous_bn = set_fused_batch_norm(True)
     try:
         fused = {}
         if native_kernels():
@@ -99,23 +99,18 @@ def kernel_table(batch: int, repeats: int) -> dict[str, float]:
         }
     finally:
         set_fast_path(previous)
+        set_fused_batch_norm(previous_bn)
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backbone", default="resnet18")
-    p.add_argument("--width", type=float, default=0.25)
-    p.add_argument("--batch-size", type=int, default=256)
+    step_arguments(p, "cpu")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20, help="repeats of each kernel timing")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
+    result = run_header(args)
     images = torch.rand(4096, 1, 28, 28)
-    result = {
-        "settings": vars(args) | {"out": str(args.out)},
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+    result |= {
         "profile_ms_per_step": {
             "float32 eager": profile_step(args, False, images),
             "channels_last + bf16": profile_step(args, True, images),

@@ -132,31 +132,43 @@ def loss_benchmark(n: int, dim: int = 128) -> dict:
     return {"N": n, "nt_xent_ms": 1e3 * timeit(run_nt_xent, 5), "supcon_ms": 1e3 * timeit(run_supcon, 5)}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def step_arguments(p: argparse.ArgumentParser, device: str) -> None:
+    """The arguments of the SimCLR step (:func:`make_step`) and of its fast-path switches; shared by step_profile."""
     p.add_argument("--backbone", default="resnet18")
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--image-size", type=int, default=28)
-    p.add_argument("--channels", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default=device)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--no-fast-relu", action="store_true",
                    help="switch off the bfloat16 ReLU fast path of contrastkit.models.activations (ATen's ReLU)")
     p.add_argument("--no-fused-bn", action="store_true",
                    help="switch off the fused bfloat16 batch norm + ReLU of contrastkit.models.batch_norm (ATen's)")
-    args = p.parse_args(argv)
+
+
+def run_header(args: argparse.Namespace) -> dict:
+    """Apply the switches of :func:`step_arguments` and return what a result file records about the run."""
     if args.no_fast_relu:
         set_fast_path(False)
     if args.no_fused_bn:
         set_fused_batch_norm(False)
-    images = torch.rand(4096, args.channels, args.image_size, args.image_size)
-    result = {
+    return {
         "settings": vars(args) | {"out": str(args.out)},
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "native_kernels": native_kernels(),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    step_arguments(p, "cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--image-size", type=int, default=28)
+    p.add_argument("--channels", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=10)
+    args = p.parse_args(argv)
+    result = run_header(args)
+    images = torch.rand(4096, args.channels, args.image_size, args.image_size)
+    result |= {
         "gemm_gflops": {
             "float32": gemm_flops(torch.float32) / 1e9,
             "bfloat16": gemm_flops(torch.bfloat16) / 1e9,

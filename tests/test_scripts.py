@@ -9,6 +9,8 @@ from types import ModuleType
 
 import pytest
 
+from contrastkit.models import native_kernels, set_fused_batch_norm
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -112,3 +114,21 @@ def test_step_profile_benchmark_splits_the_step_by_kind_of_op(tmp_path: Path) ->
         assert row["total"] == pytest.approx(sum(v for k, v in row.items() if k != "total"))
     assert all(ms > 0 for ms in result["kernels"].values())
     assert json.loads(out.read_text())["kernels"].keys() == result["kernels"].keys()
+
+
+@pytest.mark.skipif(not native_kernels(), reason="native bf16 kernels need AVX-512 and g++")
+def test_step_profile_without_the_fused_batch_norm(tmp_path: Path) -> None:
+    """--no-fused-bn: the bf16 step runs ATen's batch norm; the kernel table still times the fused kernel."""
+    args = ["--width", "0.125", "--batch-size", "8", "--steps", "1", "--repeats", "1"]
+    previous = set_fused_batch_norm(True)
+    try:
+        fused = load_script("benchmarks/step_profile.py").main(args)
+        unfused = load_script("benchmarks/step_profile.py").main([*args, "--no-fused-bn"])
+    finally:
+        set_fused_batch_norm(previous)
+    assert fused["native_kernels"] and not fused["settings"]["no_fused_bn"] and unfused["settings"]["no_fused_bn"]
+    # fused, the ReLUs of the ResNet run inside the batch-norm kernel; unfused, ATen's ReLU ops show up
+    assert fused["profile_ms_per_step"]["channels_last + bf16"]["relu"] < unfused["profile_ms_per_step"][
+        "channels_last + bf16"
+    ]["relu"]
+    assert "fused_batch_norm_relu_forward_ms" in unfused["kernels"]
