@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -16,13 +17,14 @@ from contrastkit.models.activations import set_fast_path
 
 needs_kernels = pytest.mark.skipif(not native.native_kernels(), reason="native bf16 kernels need AVX-512 and g++")
 BF16_EPS = 2.0**-8  # half an ulp of bfloat16, relative
+Shape = tuple[int, int, int, int]
 
 
 def _cl(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=torch.channels_last)
 
 
-def _inputs(seed: int, shape: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _inputs(seed: int, shape: Shape) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     n, c, h, w = shape
     # per-channel offsets far from zero: a one-pass E[x^2] - E[x]^2 in float32 would lose the variance
@@ -33,7 +35,9 @@ def _inputs(seed: int, shape: tuple[int, int, int, int]) -> tuple[torch.Tensor, 
     return _cl(x.to(torch.bfloat16)), weight, bias
 
 
-def _reference(x, weight, bias, residual, act):  # float64, from the same bf16 inputs
+def _reference(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, residual: torch.Tensor | None, act: bool
+) -> torch.Tensor:  # float64, from the same bf16 inputs
     xd = x.double()
     mean = xd.mean(dim=(0, 2, 3), keepdim=True)
     var = xd.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
@@ -51,15 +55,17 @@ def _module(weight: torch.Tensor, bias: torch.Tensor) -> BatchNorm2d:
     return bn
 
 
-# channels: tails only (1, 3), one full chunk (16), chunks + tail (40, 130)
-SHAPES = [(5, 1, 3, 3), (4, 3, 5, 7), (8, 16, 6, 6), (2, 40, 9, 5), (3, 130, 2, 3)]
+# channels: tails only (1, 3), one full chunk (16), chunks + tail (40, 130); each with and without residual and ReLU
+SHAPES: list[Shape] = [(5, 1, 3, 3), (4, 3, 5, 7), (8, 16, 6, 6), (2, 40, 9, 5), (3, 130, 2, 3)]
+CASES = pytest.mark.parametrize(
+    ("shape", "residual", "act"),
+    [(shape, residual, act) for shape in SHAPES for residual in (False, True) for act in (False, True)],
+)
 
 
 @needs_kernels
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("residual", [False, True])
-@pytest.mark.parametrize("act", [False, True])
-def test_forward_matches_float64_within_bf16_rounding(shape, residual: bool, act: bool) -> None:
+@CASES
+def test_forward_matches_float64_within_bf16_rounding(shape: Shape, residual: bool, act: bool) -> None:
     x, weight, bias = _inputs(0, shape)
     z = _cl(torch.randn(shape).to(torch.bfloat16)) if residual else None
     bn = _module(weight, bias)
@@ -79,10 +85,8 @@ def test_forward_matches_float64_within_bf16_rounding(shape, residual: bool, act
 
 
 @needs_kernels
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("residual", [False, True])
-@pytest.mark.parametrize("act", [False, True])
-def test_backward_matches_float64(shape, residual: bool, act: bool) -> None:
+@CASES
+def test_backward_matches_float64(shape: Shape, residual: bool, act: bool) -> None:
     x, weight, bias = _inputs(1, shape)
     z0 = torch.randn(shape).to(torch.bfloat16)
     grad = _cl(torch.randn(shape).to(torch.bfloat16))
@@ -118,14 +122,14 @@ def test_backward_matches_float64(shape, residual: bool, act: bool) -> None:
 @needs_kernels
 def test_statistics_do_not_cancel_far_from_zero() -> None:
     x, weight, bias = _inputs(2, (64, 8, 16, 16))
-    x = _cl((x.float() + 1000).to(torch.bfloat16))  # mean 1000, std ~1
+    # every channel near 1000, where bf16 values are 4-8 apart: E[x^2] ~ 1e6 against a variance of 1-6, which
+    # a float32 E[x^2] - E[x]^2 over 512-row blocks gets ~70 % wrong in running_var (tolerance 1e-4)
+    x = _cl((x.float() + 1000).to(torch.bfloat16))
     bn = _module(weight, bias)
     bn.forward_act(x, None, False)
-    m = x.shape[0] * x.shape[2] * x.shape[3]
     var = x.double().var(dim=(0, 2, 3), unbiased=True)
     torch.testing.assert_close(bn.running_mean.double(), 0.1 * x.double().mean(dim=(0, 2, 3)), rtol=1e-6, atol=0)
     torch.testing.assert_close(bn.running_var.double(), 0.9 + 0.1 * var, rtol=1e-4, atol=0)
-    assert m > 1
 
 
 @needs_kernels
@@ -222,7 +226,7 @@ def test_state_dict_is_that_of_nn_batchnorm() -> None:
 
 @needs_kernels
 @pytest.mark.parametrize("arch", [resnet18, resnet50])
-def test_resnet_bf16_step_with_fused_norms_is_as_accurate_as_aten(arch) -> None:
+def test_resnet_bf16_step_with_fused_norms_is_as_accurate_as_aten(arch: Callable[..., nn.Module]) -> None:
     """A whole bf16 ResNet forward and backward, against float32: fused kernels err no more than ATen's.
 
     bf16 alone puts a small ResNet's gradients at init some 30 % (relative norm) off float32, so the test compares
