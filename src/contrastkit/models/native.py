@@ -3,10 +3,9 @@
 The kernels register PyTorch operators under ``torch.ops.contrastkit_bf16`` (no Python module, so the build needs
 only a C++ compiler and the torch headers that ship with every torch wheel). The first call that needs them
 compiles them into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``;
-about 20 s on 2 cores; ``make setup`` does it ahead of time with :func:`build_native_kernels`); later
-processes load the cached library in well under a second. Without a compiler, or with ``CONTRASTKIT_NATIVE=0`` in
-the environment, :func:`native_kernels` returns ``False`` and every caller keeps its pure-torch path: the kernels
-are an optional speed-up, never a requirement.
+``make setup`` does it ahead of time with :func:`build_native_kernels`); later processes load the cached library.
+Without a compiler or AVX-512, or with ``CONTRASTKIT_NATIVE=0`` in the environment, :func:`native_kernels` returns
+``False`` and every caller keeps its pure-torch path: the kernels are an optional speed-up, never a requirement.
 """
 
 from __future__ import annotations
