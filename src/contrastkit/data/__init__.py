@@ -6,12 +6,14 @@ sources.
 
 from __future__ import annotations
 
+from contrastkit.data.batch import Batch, as_batch
 from contrastkit.data.clutter import clutter_images, cluttered_mnist
 from contrastkit.data.dataset import ImageDataset
 from contrastkit.data.folders import ImageFolder
 from contrastkit.data.npz import load_npz
 from contrastkit.data.registry import DatasetInfo, DatasetNotInstalledError, available, load
 from contrastkit.data.samplers import HAM10000_COUNTS, ClassBalancedBatchSampler, long_tailed_subset
+from contrastkit.data.sources import SAMPLERS, DataSource, TensorSource, epoch_order, labelled_unlabelled
 from contrastkit.data.splits import (
     label_fraction_indices,
     long_tailed_counts,
@@ -37,4 +39,5 @@ __all__ = [
     "scale_profile",
     "stratified_split",
 ]
+__all__ += ["Batch", "as_batch", "SAMPLERS", "DataSource", "TensorSource", "epoch_order", "labelled_unlabelled"]
 __all__ += ["clutter_images", "cluttered_mnist"]  # dataset condensation (DC / DSA / DCC)

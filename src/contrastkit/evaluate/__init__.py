@@ -29,12 +29,13 @@ from contrastkit.evaluate.condensation import (
     random_real_subset,
     whole_data_accuracy,
 )
-from contrastkit.evaluate.features import extract_features, module_device
+from contrastkit.evaluate.features import Embedding, extract_features, module_device
 from contrastkit.evaluate.knn import knn_accuracy, knn_predict, knn_scores
 from contrastkit.evaluate.linear import LinearProbeResult, linear_probe
 from contrastkit.evaluate.spectrum import dead_units, effective_rank, embedding_spectrum, rank_at_threshold
 
 __all__ = [
+    "Embedding",
     "extract_features",
     "module_device",
     "knn_scores",

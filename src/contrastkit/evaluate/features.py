@@ -28,6 +28,18 @@ def module_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+class Embedding(nn.Module):
+    """A method's ``embed`` as a module: ``Embedding(method)(x) = method.embed(x)``, so that feature extraction,
+    monitors and evaluation use the representation each method declares."""
+
+    def __init__(self, method: nn.Module) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.method.embed(x)
+
+
 def _check_batch_size(batch_size: object) -> int:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")

@@ -11,7 +11,8 @@ Functions take raw embeddings (L2-normalised inside) and have ``nn.Module`` wrap
   2022);
 * :func:`focal_loss` / :class:`FocalLoss`: softmax focal loss (Lin et al. 2017).
 * :func:`class_balanced_loss` / :class:`ClassBalancedLoss`: class-balanced CE / focal (Cui et al. 2019), and
-  :func:`inverse_frequency_weights` for weighted CE.
+  :func:`inverse_frequency_weights` for weighted CE;
+* :func:`build_classification_loss`: ``ce | weighted_ce | focal | class_balanced`` by name.
 
 The batch-contrastive losses take ``gather_distributed`` (exact DDP gradients, see
 :mod:`contrastkit.distributed`) and ``chunk_size`` (bounded memory).
@@ -25,6 +26,7 @@ from contrastkit.losses.class_balanced import (
     class_balanced_weights,
     inverse_frequency_weights,
 )
+from contrastkit.losses.classification import CLASSIFICATION_LOSSES, build_classification_loss
 from contrastkit.losses.cross_view import CrossViewInfoNCELoss, cross_view_info_nce
 from contrastkit.losses.dcl import DCLLoss, dcl
 from contrastkit.losses.focal import FocalLoss, focal_loss
@@ -47,6 +49,8 @@ from contrastkit.losses.nt_xent import NTXentLoss, nt_xent
 from contrastkit.losses.supcon import SupConLoss, supcon
 
 __all__ = [
+    "CLASSIFICATION_LOSSES",
+    "build_classification_loss",
     "ClassBalancedLoss",
     "class_balanced_loss",
     "class_balanced_weights",

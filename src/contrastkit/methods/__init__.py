@@ -1,15 +1,27 @@
-"""Method recipes: each a small composition of views, backbone, heads and a loss, driven by ``training_step``."""
+"""Method recipes: each a small composition of views, backbone, heads and a loss, driven by ``training_step``.
 
-from contrastkit.methods.base import Method, ViewBatch, split_batch
+Importing this package registers every built-in method's config and builder
+(:mod:`contrastkit.method_registry`), so that ``contrastkit train`` can build it from YAML.
+"""
+
+from contrastkit.methods.base import (
+    EpochContext,
+    FitContext,
+    Method,
+    MethodHooks,
+    StepContext,
+    trainable_parameters,
+    views_of,
+)
 from contrastkit.methods.dcc import CondensationConfig, CondensationResult, condense, get_loops, matching_loss
-from contrastkit.methods.directclr import DirectCLR
-from contrastkit.methods.simclr import SimCLR
-from contrastkit.methods.supercon import SuperCon, supercon_classifier
-from contrastkit.methods.supervised import CLASSIFICATION_LOSSES, SupervisedClassifier, build_classification_loss
+from contrastkit.methods.directclr import DirectCLR, DirectCLRConfig
+from contrastkit.methods.simclr import SimCLR, SimCLRConfig
+from contrastkit.methods.supercon import SuperCon, SuperConConfig, supercon_classifier
+from contrastkit.methods.supervised import SupervisedClassifier, SupervisedConfig
 
-__all__ = ["DirectCLR", "Method", "SimCLR", "ViewBatch", "split_batch"]
-__all__ += ["SuperCon", "supercon_classifier", "SupervisedClassifier", "build_classification_loss"]
-__all__ += ["CLASSIFICATION_LOSSES"]
+__all__ = ["EpochContext", "FitContext", "Method", "MethodHooks", "StepContext", "trainable_parameters", "views_of"]
+__all__ += ["DirectCLR", "DirectCLRConfig", "SimCLR", "SimCLRConfig"]
+__all__ += ["SuperCon", "SuperConConfig", "supercon_classifier", "SupervisedClassifier", "SupervisedConfig"]
 __all__ += [
     "CondensationConfig",
     "CondensationResult",

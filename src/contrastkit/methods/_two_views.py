@@ -9,7 +9,8 @@ from torch import Tensor
 
 from contrastkit._checks import check_images
 from contrastkit.augment import ViewPipeline, multi_view
-from contrastkit.methods.base import Batch, ViewBatch, split_batch
+from contrastkit.data.batch import Batch
+from contrastkit.methods.base import views_of
 
 
 def draw_two_views(
@@ -26,23 +27,11 @@ def draw_two_views(
 
 
 def two_views_of(
-    method: str, batch: Batch, views: ViewPipeline | None, make_views: Callable[[Tensor], tuple[Tensor, ...]]
-) -> tuple[Tensor, Tensor]:
-    """The two views of a batch: a :class:`ViewBatch`, a ready ``(view1, view2)`` pair when ``views`` is None, or
-    images (or ``(images, labels)``) passed to ``make_views``. Checks that both are ``[B, C, H, W]``, ``B >= 2``."""
-    if isinstance(batch, ViewBatch):
-        if len(batch.views) != 2:
-            raise ValueError(f"{method} trains on 2 views, got a ViewBatch with {len(batch.views)}")
-        view1, view2 = check_images("view1", batch.views[0]), check_images("view2", batch.views[1])
-    elif views is None:
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise ValueError(f"{method}(views=None) expects batches of two ready views (view1, view2)")
-        view1, view2 = check_images("view1", batch[0]), check_images("view2", batch[1])
-    else:
-        images, _ = split_batch(batch)
-        view1, view2 = make_views(images)[:2]
-    if view1.shape[0] < 2 or view1.shape != view2.shape:
-        raise ValueError(
-            f"{method} needs two views of the same >= 2 images, got {tuple(view1.shape)} and {tuple(view2.shape)}"
-        )
-    return view1, view2
+    method: str, batch: object, make_views: Callable[[Tensor], tuple[Tensor, ...]]
+) -> tuple[Batch, Tensor, Tensor]:
+    """``(batch, view1, view2)``: the batch as a :class:`Batch` and its two views (ready ones, or drawn by
+    ``make_views`` from its images); both ``[B, C, H, W]`` of one shape with ``B >= 2``."""
+    batch, (view1, view2) = views_of(method, batch, 2, make_views)
+    if view1.shape[0] < 2:
+        raise ValueError(f"{method} needs two views of >= 2 images, got {tuple(view1.shape)}")
+    return batch, view1, view2

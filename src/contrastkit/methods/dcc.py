@@ -254,9 +254,7 @@ def matching_loss(
     names = list(params)
     classes = torch.arange(c, device=syn_images.device)
     real_labels = classes[:, None].expand(c, real_images.shape[1])
-    g_real = class_gradients(
-        net, params, real_images, real_labels, chunk_size=chunk_size, method=class_grad_method
-    )
+    g_real = class_gradients(net, params, real_images, real_labels, chunk_size=chunk_size, method=class_grad_method)
     g_real_list = [g_real[k].detach() for k in names]
     if contrastive:
         flat = syn_images.reshape(c * ipc, *syn_images.shape[2:])

@@ -17,14 +17,24 @@ code uses d0 = 360 of D = 2048 and tau = 0.1. Drive it like SimCLR::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from contrastkit._checks import check_positive
 from contrastkit.augment import ViewPipeline
+from contrastkit.data.batch import Batch
 from contrastkit.losses import cross_view_info_nce, nt_xent
+from contrastkit.method_registry import (
+    BuildContext,
+    MethodConfig,
+    register_method,
+    require_at_least,
+    require_choice,
+    require_greater,
+)
 from contrastkit.methods._two_views import draw_two_views, two_views_of
-from contrastkit.methods.base import Batch
 
 NEGATIVES = ("cross_view", "ntxent")
 
@@ -91,14 +101,45 @@ class DirectCLR(nn.Module):
             )
         return nt_xent(z1, z2, temperature=self.temperature, gather_distributed=self.gather_distributed)
 
-    def training_step(self, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, batch: Batch | Tensor | tuple[Tensor, ...]) -> dict[str, Tensor]:
         """One step: views, one forward of both views together, InfoNCE on the ``d0`` slice.
 
         Returns ``{"loss": ..., "embeddings": detached backbone features of view 1 [B, D]}``.
         """
-        view1, view2 = two_views_of("DirectCLR", batch, self.views, self.make_views)
+        _, view1, view2 = two_views_of("DirectCLR", batch, self.make_views)
         features = self.backbone(torch.cat([view1, view2]))
         if features.ndim != 2 or features.shape[1] < self.d0:
             raise ValueError(f"the backbone returned {tuple(features.shape)}, expected [B, >= d0={self.d0}] features")
         r1, r2 = features.chunk(2)
         return {"loss": self.loss(r1, r2), "embeddings": r1.detach()}
+
+
+@dataclass
+class DirectCLRConfig(MethodConfig):
+    """``method: {name: directclr}``: InfoNCE on the first ``d0`` backbone dimensions, no projector."""
+
+    name: str = "directclr"
+    d0: int = 64
+    temperature: float = 0.1
+    negatives: str = "cross_view"
+    gather_distributed: bool = True
+
+    def check(self, where: str = "method") -> None:
+        require_at_least(f"{where}.d0", self.d0, 1)
+        require_greater(f"{where}.temperature", self.temperature, 0)
+        require_choice(f"{where}.negatives", self.negatives, NEGATIVES)
+
+
+def build_directclr(cfg: DirectCLRConfig, ctx: BuildContext) -> DirectCLR:
+    """DirectCLR on the configured backbone and views."""
+    return DirectCLR(
+        ctx.backbone,
+        ctx.views,
+        d0=cfg.d0,
+        temperature=cfg.temperature,
+        negatives=cfg.negatives,
+        gather_distributed=cfg.gather_distributed,
+    )
+
+
+register_method(DirectCLRConfig, build_directclr)

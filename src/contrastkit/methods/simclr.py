@@ -13,14 +13,17 @@ The method is a small composition of blocks (views, backbone, head, loss); drive
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from contrastkit._checks import check_positive
 from contrastkit.augment import ViewPipeline
+from contrastkit.data.batch import Batch
 from contrastkit.losses import cross_view_info_nce, nt_xent
+from contrastkit.method_registry import BuildContext, MethodConfig, register_method, require_choice, require_greater
 from contrastkit.methods._two_views import draw_two_views, two_views_of
-from contrastkit.methods.base import Batch
 from contrastkit.models import SimCLRProjectionHead
 
 PROJECTORS = ("mlp", "linear", "none")
@@ -98,12 +101,12 @@ class SimCLR(nn.Module):
         """Two random views ``[B, C, H, W]`` of ``images`` from the view pipeline (``generator``: its random draws)."""
         return draw_two_views("SimCLR", self.views, images, generator)
 
-    def training_step(self, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, batch: Batch | Tensor | tuple[Tensor, ...]) -> dict[str, Tensor]:
         """One step: views, one forward of both views together, NT-Xent (or cross-view InfoNCE).
 
         Returns ``{"loss": ..., "embeddings": detached backbone features of view 1 [B, D]}``.
         """
-        view1, view2 = two_views_of("SimCLR", batch, self.views, self.make_views)
+        _, view1, view2 = two_views_of("SimCLR", batch, self.make_views)
         features = self.backbone(torch.cat([view1, view2]))
         z = self.projection_head(features)
         z1, z2 = z.chunk(2)
@@ -112,3 +115,37 @@ class SimCLR(nn.Module):
         else:
             loss = nt_xent(z1, z2, temperature=self.temperature, gather_distributed=self.gather_distributed)
         return {"loss": loss, "embeddings": features[: view1.shape[0]].detach()}
+
+
+@dataclass
+class SimCLRConfig(MethodConfig):
+    """``method: {name: simclr}``: NT-Xent ``temperature``; ``gather_distributed`` contrasts against all ranks;
+    ``projector`` and ``negatives`` are the DirectCLR paper's baseline switches (see :class:`SimCLR`)."""
+
+    name: str = "simclr"
+    temperature: float = 0.2
+    gather_distributed: bool = True
+    projector: str = "mlp"
+    negatives: str = "ntxent"
+
+    def check(self, where: str = "method") -> None:
+        require_greater(f"{where}.temperature", self.temperature, 0)
+        require_choice(f"{where}.projector", self.projector, PROJECTORS)
+        require_choice(f"{where}.negatives", self.negatives, NEGATIVES)
+
+
+def build_simclr(cfg: SimCLRConfig, ctx: BuildContext) -> SimCLR:
+    """SimCLR on the configured backbone, views and head sizes."""
+    return SimCLR(
+        ctx.backbone,
+        ctx.views,
+        projection_dim=ctx.projection_dim,
+        hidden_dim=ctx.hidden_dim,
+        temperature=cfg.temperature,
+        gather_distributed=cfg.gather_distributed,
+        projector=cfg.projector,
+        negatives=cfg.negatives,
+    )
+
+
+register_method(SimCLRConfig, build_simclr)

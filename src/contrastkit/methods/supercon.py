@@ -22,15 +22,17 @@ are unverified (spec ``supercon.md`` §2.2); the defaults are SupContrast's (``c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from contrastkit._checks import check_labels, check_positive
 from contrastkit.augment import ViewPipeline
+from contrastkit.data.batch import Batch
 from contrastkit.losses import Reduction, supcon
+from contrastkit.method_registry import BuildContext, MethodConfig, register_method, require_choice, require_greater
 from contrastkit.methods._two_views import draw_two_views, two_views_of
-from contrastkit.methods.base import Batch, ViewBatch, split_batch
 from contrastkit.methods.supervised import SupervisedClassifier
 from contrastkit.models import MoCoV2ProjectionHead
 
@@ -42,8 +44,7 @@ class SuperCon(nn.Module):
 
     Args:
         backbone: module ``[B, C, H, W] -> [B, D]`` with a ``num_features`` attribute (``D``).
-        views: view pipeline (None: batches hold ready views, as ``ViewBatch(views, labels)`` or
-            ``(view1, view2, labels)``).
+        views: view pipeline (None: batches hold ready views, ``Batch(views=(v1, v2), labels=y)``).
         projection_dim: output size of ``g`` (128 in SupContrast).
         hidden_dim: hidden size of ``g`` (None: ``D``, as SupContrast).
         temperature: tau (SupContrast default 0.07; its README run 0.1).
@@ -108,24 +109,15 @@ class SuperCon(nn.Module):
         )
         return out.mean() if reduction == "none" else out
 
-    def training_step(self, batch: Batch) -> dict[str, Tensor]:
-        """One step on ``(images, labels)``, ``ViewBatch((v1, v2), labels)`` or ``(v1, v2, labels)`` (views=None).
+    def training_step(self, batch: Batch | Tensor | tuple[Tensor, ...]) -> dict[str, Tensor]:
+        """One step on ``(images, labels)`` or ``Batch(views=(v1, v2), labels=y)``.
 
         Returns ``{"loss", "embeddings": detached f(v1) [B, D]}``.
         """
-        if isinstance(batch, ViewBatch):
-            labels = batch.labels
-            view1, view2 = two_views_of("SuperCon", batch, self.views, self.make_views)
-        elif self.views is None:
-            if not isinstance(batch, (tuple, list)) or len(batch) != 3:
-                raise ValueError("SuperCon(views=None) expects batches (view1, view2, labels) or a ViewBatch")
-            labels = batch[2]
-            view1, view2 = two_views_of("SuperCon", tuple(batch[:2]), None, self.make_views)
-        else:
-            labels = split_batch(batch)[1]
-            view1, view2 = two_views_of("SuperCon", batch, self.views, self.make_views)
+        batch, view1, view2 = two_views_of("SuperCon", batch, self.make_views)
+        labels = batch.labels
         if labels is None:
-            raise ValueError("SuperCon is supervised: pass (images, labels) or ViewBatch(views, labels)")
+            raise ValueError("SuperCon is supervised: pass (images, labels) or Batch(views=..., labels=...)")
         labels = check_labels("labels", labels, view1.shape[0]).to(view1.device)
         features = self.backbone(torch.cat([view1, view2]))
         z = self.projection_head(features)
@@ -160,3 +152,37 @@ def supercon_classifier(
         cb_beta=cb_beta,
         freeze_encoder=freeze_encoder,
     )
+
+
+@dataclass
+class SuperConConfig(MethodConfig):
+    """``method: {name: supercon}``: SuperCon stage 1, SupCon L_out on two views. Stage 2 is
+    ``method: {name: supervised, freeze_encoder: true, loss: ...}`` with ``model.init_from`` the stage-1 run."""
+
+    name: str = "supercon"
+    temperature: float = 0.1
+    base_temperature: float | None = 0.07
+    supcon_reduction: str = "all_anchors"
+    gather_distributed: bool = True
+
+    def check(self, where: str = "method") -> None:
+        require_greater(f"{where}.temperature", self.temperature, 0)
+        require_greater(f"{where}.base_temperature", self.base_temperature, 0)
+        require_choice(f"{where}.supcon_reduction", self.supcon_reduction, SUPCON_REDUCTIONS)
+
+
+def build_supercon(cfg: SuperConConfig, ctx: BuildContext) -> SuperCon:
+    """SuperCon stage 1 on the configured backbone, views and head sizes."""
+    return SuperCon(
+        ctx.backbone,
+        ctx.views,
+        projection_dim=ctx.projection_dim,
+        hidden_dim=ctx.hidden_dim,
+        temperature=cfg.temperature,
+        base_temperature=cfg.base_temperature,
+        supcon_reduction=cfg.supcon_reduction,
+        gather_distributed=cfg.gather_distributed,
+    )
+
+
+register_method(SuperConConfig, build_supercon, needs_labels=True)

@@ -22,61 +22,25 @@ parameters get ``requires_grad=False``, it stays in eval mode (no BatchNorm stat
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit._checks import check_images, check_labels, check_positive
 from contrastkit.augment import ViewPipeline
-from contrastkit.losses import ClassBalancedLoss, FocalLoss, inverse_frequency_weights
-from contrastkit.methods.base import Batch, ViewBatch, split_batch
+from contrastkit.data.batch import Batch
+from contrastkit.losses import CLASSIFICATION_LOSSES, build_classification_loss
+from contrastkit.method_registry import (
+    BuildContext,
+    MethodConfig,
+    register_method,
+    require_at_least,
+    require_choice,
+    require_in_range,
+)
+from contrastkit.methods.base import views_of
 from contrastkit.models import LinearClassifier
-
-CLASSIFICATION_LOSSES = ("ce", "weighted_ce", "focal", "class_balanced")
-
-
-class _WeightedCrossEntropy(nn.Module):
-    """``F.cross_entropy(logits, y, weight=w)`` with the weights [K] as a buffer."""
-
-    weight: Tensor
-
-    def __init__(self, weight: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight.float())
-
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return F.cross_entropy(logits.float(), targets, weight=self.weight)
-
-
-class _CrossEntropy(nn.Module):
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return F.cross_entropy(logits.float(), targets)
-
-
-def build_classification_loss(
-    name: str,
-    class_counts: Sequence[int] | Tensor | None = None,
-    *,
-    focal_gamma: float = 2.0,
-    cb_beta: float = 0.999,
-) -> nn.Module:
-    """The loss module ``(logits [B, K], targets [B]) -> scalar`` called ``name`` (see the module docstring).
-
-    ``class_counts`` [K] (training samples per class) is required for ``"weighted_ce"`` and
-    ``"class_balanced"``.
-    """
-    if name not in CLASSIFICATION_LOSSES:
-        raise ValueError(f"loss must be one of {CLASSIFICATION_LOSSES}, got {name!r}")
-    if name in ("weighted_ce", "class_balanced") and class_counts is None:
-        raise ValueError(f"loss={name!r} needs class_counts (training samples per class, from the training split)")
-    if name == "ce":
-        return _CrossEntropy()
-    if name == "focal":
-        return FocalLoss(gamma=focal_gamma)
-    if name == "weighted_ce":
-        return _WeightedCrossEntropy(inverse_frequency_weights(class_counts))  # type: ignore[arg-type]
-    return ClassBalancedLoss(class_counts, cb_beta)  # type: ignore[arg-type]
 
 
 class SupervisedClassifier(nn.Module):
@@ -153,15 +117,12 @@ class SupervisedClassifier(nn.Module):
         images = check_images("images", images)
         return (images if self.views is None else self.views(images, generator=generator),)
 
-    def training_step(self, batch: Batch) -> dict[str, Tensor]:
-        """One step on ``(images, labels)`` (or ``ViewBatch((view,), labels)``): ``{"loss", "embeddings"}``."""
-        if isinstance(batch, ViewBatch):
-            view, labels = check_images("view", batch.views[0]), batch.labels
-        else:
-            images, labels = split_batch(batch)
-            (view,) = self.make_views(images)
+    def training_step(self, batch: Batch | Tensor | tuple[Tensor, ...]) -> dict[str, Tensor]:
+        """One step on ``(images, labels)`` (or ``Batch(views=(view,), labels=y)``): ``{"loss", "embeddings"}``."""
+        batch, (view,) = views_of("SupervisedClassifier", batch, 1, self.make_views)
+        labels = batch.labels
         if labels is None:
-            raise ValueError("a supervised step needs labels: pass (images, labels) or ViewBatch(views, labels)")
+            raise ValueError("a supervised step needs labels: pass (images, labels) or Batch(views=..., labels=...)")
         labels = check_labels("labels", labels, view.shape[0], self.num_classes).to(view.device)
         if self.freeze_encoder:
             with torch.no_grad():
@@ -170,3 +131,38 @@ class SupervisedClassifier(nn.Module):
             features = self.backbone(view)
         logits = self.classifier(features.float())
         return {"loss": self.criterion(logits, labels), "embeddings": features.detach()}
+
+
+@dataclass
+class SupervisedConfig(MethodConfig):
+    """``method: {name: supervised}``: a linear classifier on the backbone trained with ``loss``
+    (``ce | weighted_ce | focal | class_balanced``), end to end or on a frozen encoder (``freeze_encoder``; with
+    ``model.init_from`` a stage-1 run this is SuperCon's stage 2)."""
+
+    name: str = "supervised"
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    cb_beta: float = 0.999
+    freeze_encoder: bool = False
+
+    def check(self, where: str = "method") -> None:
+        require_choice(f"{where}.loss", self.loss, CLASSIFICATION_LOSSES)
+        require_at_least(f"{where}.focal_gamma", self.focal_gamma, 0)
+        require_in_range(f"{where}.cb_beta", self.cb_beta, 0, 1, interval="[)")
+
+
+def build_supervised(cfg: SupervisedConfig, ctx: BuildContext) -> SupervisedClassifier:
+    """The classifier on the configured backbone, one view per image, class weights from the training counts."""
+    return SupervisedClassifier(
+        ctx.backbone,
+        ctx.views,
+        ctx.num_classes,
+        loss=cfg.loss,
+        class_counts=ctx.class_counts,
+        focal_gamma=cfg.focal_gamma,
+        cb_beta=cfg.cb_beta,
+        freeze_encoder=cfg.freeze_encoder,
+    )
+
+
+register_method(SupervisedConfig, build_supervised, needs_labels=True)

@@ -1,9 +1,9 @@
-"""Training harness (Lightning-based floor above methods/evaluate). Configs need only the stdlib and PyYAML."""
+"""Training: typed configs (stdlib and PyYAML only), the one engine (:mod:`contrastkit.train.engine`), the
+run-directory shell ``fit`` (:mod:`contrastkit.train.loop`), callbacks, checkpoints and reports."""
 
 from __future__ import annotations
 
 from contrastkit.train.config import (
-    METHOD_CONFIGS,
     AugmentConfig,
     Config,
     ConfigError,
@@ -13,18 +13,16 @@ from contrastkit.train.config import (
     MonitorConfig,
     OptimConfig,
     ScheduleConfig,
-    SimCLRConfig,
     TrainerConfig,
     config_from_dict,
     config_to_dict,
     dump_config,
     load_config,
-    register_method_config,
+    method_config_class,
     validate_config,
 )
 
 __all__ = [
-    "METHOD_CONFIGS",
     "AugmentConfig",
     "Config",
     "ConfigError",
@@ -34,12 +32,11 @@ __all__ = [
     "MonitorConfig",
     "OptimConfig",
     "ScheduleConfig",
-    "SimCLRConfig",
     "TrainerConfig",
     "config_from_dict",
     "config_to_dict",
     "dump_config",
     "load_config",
-    "register_method_config",
+    "method_config_class",
     "validate_config",
 ]

@@ -1,30 +1,46 @@
-"""Turn a :class:`~contrastkit.train.config.Config` into data, a method, an optimiser and a learning-rate schedule.
+"""Turn a :class:`~contrastkit.train.config.Config` into data, a data source, a method, optimisers, a schedule and
+the engine that trains them. The harness knows no method: each registers its config and builder
+(:mod:`contrastkit.method_registry`) next to its code.
 
-Each method registers a builder here (``register_method_builder``); the harness itself knows no method.
+:func:`build_engine` is what ``contrastkit train`` and every reproduction arm run, so an arm and
+``contrastkit train`` with the same config train the same weights.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrastkit import accel
 from contrastkit.augment import ViewPipeline, mocov2_views, simclr_views
-from contrastkit.data import ImageDataset, ImageFolder, label_fraction_indices, load, load_npz
-from contrastkit.methods import DirectCLR, SimCLR
+from contrastkit.data import (
+    ImageDataset,
+    ImageFolder,
+    TensorSource,
+    label_fraction_indices,
+    load,
+    load_npz,
+    long_tailed_subset,
+)
+from contrastkit.method_registry import BuildContext, recipes
+from contrastkit.methods import trainable_parameters
 from contrastkit.models import build_backbone, convert_to_global_batchnorm
-from contrastkit.train.config import Config, SimCLRConfig
-from contrastkit.train.config_schema import DirectCLRConfig
+from contrastkit.train.checkpoint import initial_backbone
+from contrastkit.train.config import Config
+from contrastkit.train.engine import Engine, StepCallback
 from contrastkit.train.lars import LARS
+from contrastkit.train.monitors import TrainModule
+from contrastkit.train.runtime import LocalRuntime, Runtime
 
 
 @dataclass
 class Data:
-    """The training split, the held-out split used by the monitors (or None), and a description for reports."""
+    """The training split and the held-out split used by the monitors (or None)."""
 
     train: ImageDataset
     eval: ImageDataset | None
@@ -59,10 +75,22 @@ def build_data(cfg: Config) -> Data:
     else:
         train = load(d.name, d.train_split)
         held_out = load(d.name, d.eval_split) if d.eval_split else None
+    seed = cfg.trainer.seed
+    if (d.label_fraction is not None or d.class_counts is not None or d.sampler == "class_balanced") and (
+        train.labels is None
+    ):
+        raise ValueError("data.label_fraction, data.class_counts and data.sampler=class_balanced need labelled data")
     if d.label_fraction is not None:
-        if train.labels is None:
-            raise ValueError("data.label_fraction needs a labelled dataset")
-        train = train.subset(label_fraction_indices(train.labels, d.label_fraction, seed=cfg.trainer.seed))
+        train = train.subset(label_fraction_indices(train.labels, d.label_fraction, seed=seed))
+    classes = len(d.class_counts) if d.class_counts is not None else None
+    if d.class_counts is not None:
+        train = long_tailed_subset(train, d.class_counts, seed=seed)
+    if held_out is not None and (classes is not None or d.eval_per_class is not None):
+        if held_out.labels is None:
+            raise ValueError("data.class_counts and data.eval_per_class need a labelled eval split")
+        counts = held_out.class_counts().tolist()[: classes or held_out.num_classes]
+        per_class = d.eval_per_class or min(counts)
+        held_out = long_tailed_subset(held_out, [min(per_class, c) for c in counts], seed=seed)
     train = _resize(train, d.image_size, d.channels)
     held_out = _resize(held_out, d.image_size, d.channels) if held_out is not None else None
     if len(train) < d.batch_size:
@@ -84,84 +112,74 @@ def build_views(cfg: Config, image_size: int, channels: int) -> ViewPipeline:
     return ViewPipeline([])
 
 
-def build_backbone_from_config(cfg: Config, channels: int) -> nn.Module:
+def build_backbone_from_config(cfg: Config, channels: int, image_size: int) -> nn.Module:
+    """The configured backbone, with ``model.init_from``'s weights when set."""
     m = cfg.model
-    return build_backbone(m.backbone, in_channels=channels, small_stem=m.small_stem, width=m.width, norm=m.norm)
+    if m.backbone == "convnet":
+        norm = {"batch": "batchnorm", "group": "instancenorm", "none": "none"}[m.norm]
+        backbone = build_backbone(
+            "convnet", in_channels=channels, image_size=image_size, width=int(m.width), depth=m.depth, norm=norm
+        )
+    else:
+        backbone = build_backbone(m.backbone, in_channels=channels, small_stem=m.small_stem, width=m.width, norm=m.norm)
+    if m.init_from is not None:
+        start = initial_backbone(m.init_from)
+        if getattr(start, "config", None) != getattr(backbone, "config", None):
+            raise ValueError(
+                f"model.init_from={m.init_from} holds a {getattr(start, 'config', '?')} backbone, but the config "
+                f"builds {getattr(backbone, 'config', '?')}: make the model sections match"
+            )
+        backbone.load_state_dict(start.state_dict())
+    return backbone
 
 
-MethodBuilder = Callable[[Config, nn.Module, ViewPipeline], nn.Module]
-_METHOD_BUILDERS: dict[str, MethodBuilder] = {}
+def build_source(cfg: Config, train: ImageDataset) -> TensorSource:
+    """The engine's data source over ``train`` with ``data.sampler``."""
+    return TensorSource.from_dataset(train, sampler=cfg.data.sampler)
 
 
-def register_method_builder(name: str, builder: MethodBuilder) -> None:
-    """Make ``method.name: NAME`` buildable by the harness."""
-    _METHOD_BUILDERS[name] = builder
-
-
-def _build_simclr(cfg: Config, backbone: nn.Module, views: ViewPipeline) -> nn.Module:
-    method_cfg = cfg.method
-    assert isinstance(method_cfg, SimCLRConfig)
-    return SimCLR(
-        backbone,
-        views,
+def build_method(cfg: Config, train: ImageDataset) -> nn.Module:
+    """The method named by ``cfg.method.name`` on the configured backbone and views, for training data ``train``."""
+    recipe = recipes()[cfg.method.name]
+    if recipe.needs_labels and train.labels is None:
+        raise ValueError(f"method {cfg.method.name!r} needs labelled training data: use a labelled data.name")
+    channels, image_size = train.images.shape[1], train.images.shape[-1]
+    labelled = train.labels is not None
+    ctx = BuildContext(
+        backbone=build_backbone_from_config(cfg, channels, image_size),
+        views=build_views(cfg, image_size, channels),
         projection_dim=cfg.model.projection_dim,
         hidden_dim=cfg.model.hidden_dim,
-        temperature=method_cfg.temperature,
-        gather_distributed=method_cfg.gather_distributed,
-        projector=method_cfg.projector,
-        negatives=method_cfg.negatives,
+        num_classes=train.num_classes if labelled else 0,
+        class_counts=tuple(train.class_counts().tolist()) if labelled else None,
     )
-
-
-register_method_builder("simclr", _build_simclr)
-
-
-def _build_directclr(cfg: Config, backbone: nn.Module, views: ViewPipeline) -> nn.Module:
-    method_cfg = cfg.method
-    assert isinstance(method_cfg, DirectCLRConfig)
-    return DirectCLR(
-        backbone,
-        views,
-        d0=method_cfg.d0,
-        temperature=method_cfg.temperature,
-        negatives=method_cfg.negatives,
-        gather_distributed=method_cfg.gather_distributed,
-    )
-
-
-register_method_builder("directclr", _build_directclr)
-
-
-def build_method(cfg: Config, image_size: int, channels: int) -> nn.Module:
-    """The method named by ``cfg.method.name`` on the configured backbone and views."""
-    if cfg.method.name not in _METHOD_BUILDERS:
-        raise ValueError(
-            f"method {cfg.method.name!r} has no training recipe yet (known: {', '.join(sorted(_METHOD_BUILDERS))})"
-        )
-    backbone = build_backbone_from_config(cfg, channels)
-    method = _METHOD_BUILDERS[cfg.method.name](cfg, backbone, build_views(cfg, image_size, channels))
+    method = recipe.build(cfg.method, ctx)
     return convert_to_global_batchnorm(method) if cfg.model.sync_batchnorm else method
 
 
-def _is_bias_or_norm(name: str, param: torch.Tensor) -> bool:
+def _is_bias_or_norm(param: torch.Tensor) -> bool:
     return param.ndim <= 1
 
 
-def build_optimizer(cfg: Config, module: nn.Module, extra_groups: list[dict] | None = None) -> torch.optim.Optimizer:
-    """The configured optimiser; with ``exclude_bias_and_norm``, biases and norm weights get no weight decay (and
-    no LARS scaling). ``extra_groups`` (e.g. the online classifier) are appended as given."""
+def build_optimizer(cfg: Config, module: nn.Module) -> torch.optim.Optimizer:
+    """The configured optimiser over the method's ``parameter_groups()`` (default: every parameter that requires a
+    gradient); with ``exclude_bias_and_norm``, biases and norm weights get no weight decay (and no LARS scaling).
+    A group's own ``weight_decay`` or ``lr_scale`` (x ``optim.lr``) overrides the config."""
     o = cfg.optim
-    decay, no_decay = [], []
-    for name, p in module.named_parameters():
-        if p.requires_grad:
-            (no_decay if o.exclude_bias_and_norm and _is_bias_or_norm(name, p) else decay).append(p)
-    groups: list[dict] = [{"params": decay, "weight_decay": o.weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0, "lars_exclude": True})
-    if o.name != "lars":
-        for g in groups:
-            g.pop("lars_exclude", None)
-    groups += extra_groups or []
+    hook = getattr(module, "parameter_groups", None)
+    method_groups = hook() if callable(hook) else [{"params": list(trainable_parameters(module))}]
+    groups: list[dict] = []
+    for method_group in method_groups:
+        options = {k: v for k, v in method_group.items() if k not in ("params", "lr_scale")}
+        lr = o.lr * float(method_group.get("lr_scale", 1.0))
+        decay, no_decay = [], []
+        for p in method_group["params"]:
+            (no_decay if o.exclude_bias_and_norm and _is_bias_or_norm(p) else decay).append(p)
+        groups.append({"params": decay, "weight_decay": o.weight_decay, "lr": lr, **options})
+        if no_decay:
+            extra = {"lars_exclude": True} if o.name == "lars" else {}
+            groups.append({"params": no_decay, **options, "weight_decay": 0.0, "lr": lr, **extra})
+    groups = [g for g in groups if g["params"]]
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
     if o.name == "adam":
@@ -182,3 +200,56 @@ def lr_factor(cfg: Config, progress: float) -> float:
         return 1.0
     t = (progress - s.warmup_fraction) / max(1.0 - s.warmup_fraction, 1e-12)
     return s.final_lr_fraction + (1.0 - s.final_lr_fraction) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def total_steps(cfg: Config, steps_per_epoch: int) -> int | None:
+    """Optimiser steps of the run (None for a time budget)."""
+    t = cfg.trainer
+    if t.max_steps is not None:
+        return t.max_steps
+    return t.max_epochs * steps_per_epoch if t.max_epochs is not None else None
+
+
+def build_engine(
+    cfg: Config,
+    data: Data | None = None,
+    *,
+    runtime: Runtime | None = None,
+    callbacks: Sequence[StepCallback] = (),
+) -> tuple[Engine, TrainModule, Data]:
+    """Data, method (wrapped with the online probe when ``monitor.online_linear`` and the data are labelled),
+    optimisers and the :class:`~contrastkit.train.engine.Engine` of ``cfg``; nothing has run yet.
+
+    ``torch.manual_seed(trainer.seed)`` is set before the method is built, so its initialisation is the seed's.
+    """
+    t = cfg.trainer
+    runtime = runtime or LocalRuntime(torch.device("cpu"), t.precision)
+    torch.manual_seed(t.seed)
+    data = data or build_data(cfg)
+    method = build_method(cfg, data.train)
+    labelled = data.train.labels is not None and data.eval is not None
+    probe_classes = data.train.num_classes if cfg.monitor.online_linear and labelled else None
+    module = TrainModule(method, probe_classes, sample=data.train.images[:2])
+    use_channels_last = t.channels_last and (runtime.precision == "bf16" or runtime.device.type == "cuda")
+    accel.channels_last(module, use_channels_last)
+    optimizers = [build_optimizer(cfg, method)]
+    if module.online_classifier is not None:
+        optimizers.append(torch.optim.Adam(module.online_classifier.parameters(), lr=1e-3))
+    source = build_source(cfg, data.train)
+    steps_per_epoch = source.num_batches(cfg.data.batch_size) // t.accumulate_grad_batches
+    engine = Engine(
+        module,
+        source,
+        optimizers,
+        batch_size=cfg.data.batch_size,
+        seed=t.seed,
+        max_steps=total_steps(cfg, max(steps_per_epoch, 1)),
+        time_budget_s=t.time_budget_minutes * 60.0 if t.time_budget_minutes is not None else None,
+        lr_factor=lambda progress: lr_factor(cfg, progress),
+        runtime=runtime,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_norm=t.gradient_clip_norm,
+        channels_last=use_channels_last,
+        callbacks=callbacks,
+    )
+    return engine, module, data

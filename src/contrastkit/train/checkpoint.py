@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from contrastkit._io import (
     BACKBONE_FORMAT,
@@ -36,6 +37,7 @@ from contrastkit._io import (
     check_weights_only_safe,
     load_torch_file,
 )
+from contrastkit.models import backbone_from_config, load_backbone
 from contrastkit.models.backbone import jsonable
 from contrastkit.models.export import strip_wrapper_prefixes
 
@@ -43,8 +45,11 @@ TRAIN_FORMAT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
-MODEL_KEYS_NOT_IN_WEIGHTS = frozenset({"sync_batchnorm"})
-"""``model`` config keys that do not change the saved weights (BatchNorm and SyncBatchNorm share a state dict)."""
+MODEL_KEYS_NOT_IN_WEIGHTS = frozenset({"sync_batchnorm", "init_from"})
+"""``model`` config keys that do not change the saved architecture (BatchNorm and SyncBatchNorm share a state
+dict; ``init_from`` only sets the starting weights)."""
+BACKBONE_PREFIX = "method.backbone."
+"""Where the backbone's weights sit in a training checkpoint's ``model_state``."""
 _REQUIRED_KEYS = ("step", "epoch", "batch_in_epoch", "model_state", "optimizer_state", "rng_state", "config")
 
 
@@ -270,3 +275,37 @@ def find_resume_checkpoint(run_dir: PathLike) -> Path | None:
     """``RUN_DIR/checkpoints/last.ckpt`` if that file exists, else None (a fresh run)."""
     candidate = Path(run_dir).expanduser() / CHECKPOINT_DIR / LAST_CHECKPOINT
     return candidate if candidate.is_file() else None
+
+
+def backbone_of(checkpoint: dict[str, Any]) -> nn.Module:
+    """Rebuild the trained backbone from a training checkpoint, without the method code."""
+    config = checkpoint.get("backbone_config")
+    if not config:
+        raise CheckpointError(
+            "the checkpoint stores no backbone architecture (backbone_config): re-train with a contrastkit backbone"
+        )
+    backbone = backbone_from_config(config)
+    state = {
+        k[len(BACKBONE_PREFIX) :]: v for k, v in checkpoint["model_state"].items() if k.startswith(BACKBONE_PREFIX)
+    }
+    try:
+        backbone.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"the checkpoint's backbone weights do not fit its architecture: {str(err).splitlines()[0]}"
+        ) from None
+    return backbone.eval()
+
+
+def initial_backbone(path: PathLike) -> nn.Module:
+    """The backbone that ``model.init_from`` names: a run directory (its ``checkpoints/last.ckpt``), a training
+    checkpoint or an exported backbone file (:func:`contrastkit.models.export_backbone`)."""
+    file = Path(path).expanduser()
+    if file.is_dir():
+        file = file / CHECKPOINT_DIR / LAST_CHECKPOINT
+        if not file.is_file():
+            raise CheckpointError(f"model.init_from: {file} does not exist: train the run first, or name a file")
+    payload = load_torch_file(file, what="model.init_from")
+    if isinstance(payload, Mapping) and payload.get("format") == BACKBONE_FORMAT:
+        return load_backbone(file)
+    return backbone_of(load_training_checkpoint(file))

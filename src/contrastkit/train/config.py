@@ -5,7 +5,7 @@ A config file is a YAML mapping of sections (every section and every key is opti
     name: simclr_fashion_mnist
     data: {name: fashion-mnist, batch_size: 256}
     model: {backbone: resnet18, width: 0.25}
-    method: {name: simclr, temperature: 0.2}     # `name` picks the method config class (METHOD_CONFIGS)
+    method: {name: simclr, temperature: 0.2}     # `name` picks the config class the method registered
     optim: {name: adam, lr: 2.0e-3}
     trainer: {time_budget_minutes: 10}           # exactly one of max_epochs, max_steps, time_budget_minutes
 
@@ -30,10 +30,10 @@ from typing import Any
 
 import yaml
 
+from contrastkit.method_registry import recipes
 from contrastkit.train.config_schema import (
     CHOICES,
     DEFAULT_METHOD,
-    METHOD_CONFIGS,
     SECTIONS,
     STOP_KEYS,
     AugmentConfig,
@@ -45,9 +45,7 @@ from contrastkit.train.config_schema import (
     MonitorConfig,
     OptimConfig,
     ScheduleConfig,
-    SimCLRConfig,
     TrainerConfig,
-    register_method_config,
     require_at_least,
     require_choice,
     require_greater,
@@ -55,10 +53,10 @@ from contrastkit.train.config_schema import (
 )
 
 __all__ = [
-    "AugmentConfig", "CHOICES", "Config", "ConfigError", "DataConfig", "METHOD_CONFIGS", "MethodConfig",
-    "ModelConfig", "MonitorConfig", "OptimConfig", "STOP_KEYS", "ScheduleConfig", "SimCLRConfig", "TrainerConfig",
-    "apply_overrides", "config_from_dict", "config_to_dict", "dump_config", "load_config", "parse_override",
-    "register_method_config", "require_at_least", "require_greater", "require_in_range", "validate_config",
+    "AugmentConfig", "CHOICES", "Config", "ConfigError", "DataConfig", "MethodConfig", "ModelConfig",
+    "MonitorConfig", "OptimConfig", "STOP_KEYS", "ScheduleConfig", "TrainerConfig", "apply_overrides",
+    "config_from_dict", "config_to_dict", "dump_config", "load_config", "method_config_class", "parse_override",
+    "require_at_least", "require_greater", "require_in_range", "validate_config",
 ]  # fmt: skip
 
 # ---------------------------------------------------------------------------------------- dict <-> Config
@@ -133,11 +131,13 @@ def _build(cls: type, raw: object, where: str) -> Any:
     return obj
 
 
-def _method_class(raw: object) -> type[MethodConfig]:
+def method_config_class(raw: object) -> type[MethodConfig]:
+    """The config class of the method section ``raw`` (its ``name``, default simclr), from the method registry."""
     name = raw.get("name", DEFAULT_METHOD) if isinstance(raw, Mapping) else DEFAULT_METHOD
-    if not isinstance(name, str) or name not in METHOD_CONFIGS:
-        raise ConfigError(f"method.name must be one of {', '.join(sorted(METHOD_CONFIGS))}, got {_show(name)}")
-    return METHOD_CONFIGS[name]
+    known = recipes()
+    if not isinstance(name, str) or name not in known:
+        raise ConfigError(f"method.name must be one of {', '.join(sorted(known))}, got {_show(name)}")
+    return known[name].config
 
 
 def config_from_dict(d: Mapping[str, Any]) -> Config:
@@ -151,7 +151,7 @@ def config_from_dict(d: Mapping[str, Any]) -> Config:
     sections = {}
     for section, cls in SECTIONS.items():
         raw = d.get(section)
-        sections[section] = _build(_method_class(raw) if section == "method" else cls, raw, section)
+        sections[section] = _build(method_config_class(raw) if section == "method" else cls, raw, section)
     cfg = Config(name=_coerce(d.get("name", "run"), str, "name"), **sections)
     cfg.check()
     return cfg
@@ -221,7 +221,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
                 raise ConfigError(f"bad override {_show(text)}: {'.'.join(parts[: i + 1])} is not a section")
             node = child
         if parts == ["method", "name"] and isinstance(node, dict):
-            new_cls = _method_class({"name": value})
+            new_cls = method_config_class({"name": value})
             keep = {f.name for f in dataclasses.fields(new_cls)}
             for key in [k for k in node if k not in keep]:
                 del node[key]

@@ -1,7 +1,7 @@
-"""Run-config schema: one dataclass per section, the method-config registry and the range checks.
+"""Run-config schema: one dataclass per section and their range checks.
 
 Sections (every key optional, defaults below): ``data``, ``augment``, ``model``, ``method`` (its ``name`` picks
-the class in ``METHOD_CONFIGS``; new methods call :func:`register_method_config`), ``optim``, ``schedule``,
+the config class registered by the method, :mod:`contrastkit.method_registry`), ``optim``, ``schedule``,
 ``trainer``, ``monitor``, plus a top-level ``name``. Each section has ``check(where)`` for ranges and
 cross-key rules; types and ``CHOICES`` are checked when a section is built (``contrastkit.train.config``).
 Only the standard library: no torch import here.
@@ -9,59 +9,29 @@ Only the standard library: no torch import here.
 
 from __future__ import annotations
 
-import dataclasses
 import typing
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+
+from contrastkit.method_registry import (
+    ConfigError,
+    MethodConfig,
+    require_at_least,
+    require_choice,
+    require_greater,
+    require_in_range,
+)
 
 __all__ = [
-    "AugmentConfig", "CHOICES", "Config", "ConfigError", "DataConfig", "DEFAULT_METHOD", "DirectCLRConfig",
-    "METHOD_CONFIGS", "MethodConfig", "ModelConfig", "MonitorConfig", "OptimConfig", "SECTIONS", "STOP_KEYS",
-    "ScheduleConfig", "SimCLRConfig", "TrainerConfig", "USER_DATA", "register_method_config", "require_at_least",
-    "require_choice", "require_greater", "require_in_range",
+    "AugmentConfig", "CHOICES", "Config", "ConfigError", "DataConfig", "DEFAULT_METHOD", "MethodConfig",
+    "ModelConfig", "MonitorConfig", "OptimConfig", "SECTIONS", "STOP_KEYS", "ScheduleConfig", "TrainerConfig",
+    "USER_DATA", "require_at_least", "require_choice", "require_greater", "require_in_range",
 ]  # fmt: skip
-
-
-class ConfigError(ValueError):
-    """A bad config: unknown key, wrong type, value out of range, unreadable file. The message is one line."""
-
-
-# ------------------------------------------------------------------------------------------- range checks
-
-
-def require_greater(key: str, value: float | None, bound: float) -> None:
-    """Raise unless ``value > bound`` (``None`` passes: optional fields)."""
-    if value is not None and not value > bound:
-        raise ConfigError(f"{key} must be > {bound}, got {value!r}")
-
-
-def require_at_least(key: str, value: float | None, bound: float) -> None:
-    """Raise unless ``value >= bound`` (``None`` passes)."""
-    if value is not None and not value >= bound:
-        raise ConfigError(f"{key} must be >= {bound}, got {value!r}")
-
-
-def require_in_range(key: str, value: float | None, low: float, high: float, *, interval: str = "[]") -> None:
-    """Raise unless ``value`` lies between ``low`` and ``high``; ``interval`` gives the brackets ("[]", "(]", ...)."""
-    if value is None:
-        return
-    ok_low = value > low if interval[0] == "(" else value >= low
-    ok_high = value < high if interval[1] == ")" else value <= high
-    if not (ok_low and ok_high):
-        raise ConfigError(f"{key} must lie in {interval[0]}{low}, {high}{interval[1]}, got {value!r}")
-
-
-def require_choice(key: str, value: str, choices: Sequence[str]) -> None:
-    """Raise unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-
 
 # Literal-like string fields: (section, key) -> allowed values. Later floors may add entries.
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("augment", "preset"): ("simclr", "mocov2", "none"),
-    ("model", "backbone"): ("resnet18", "resnet34", "resnet50"),
+    ("data", "sampler"): ("shuffle", "class_balanced"),
+    ("model", "backbone"): ("resnet18", "resnet34", "resnet50", "convnet"),
     ("model", "norm"): ("batch", "group", "none"),
     ("optim", "name"): ("sgd", "adam", "adamw", "lars"),
     ("schedule", "name"): ("cosine", "constant"),
@@ -77,7 +47,10 @@ USER_DATA = ("folder", "npz")  # data.name values that read the user's files at 
 
 @dataclass
 class DataConfig:
-    """Dataset (a ``contrastkit.data`` registry name, or "folder" / "npz" with ``path``), splits, batch size."""
+    """Dataset (a ``contrastkit.data`` registry name, or "folder" / "npz" with ``path``), splits, batch size,
+    the sampler (``shuffle`` or ``class_balanced``), and subsets: ``label_fraction`` (stratified),
+    ``class_counts`` (a long-tailed training subset with ``class_counts[c]`` images of class c; classes beyond
+    the list are dropped from both splits) and ``eval_per_class`` (a balanced evaluation subset)."""
 
     name: str = "fashion-mnist"
     path: str | None = None
@@ -87,6 +60,9 @@ class DataConfig:
     label_fraction: float | None = None
     image_size: int | None = None  # None: the dataset's own size
     channels: int | None = None  # None: the dataset's own channel count
+    sampler: str = "shuffle"
+    class_counts: list[int] | None = None  # a long-tailed training subset: images of class c (seeded by trainer.seed)
+    eval_per_class: int | None = None  # a balanced evaluation subset: images per class (seeded by trainer.seed)
 
     def check(self, where: str = "data") -> None:
         for key in ("name", "train_split", "path", "eval_split"):
@@ -98,6 +74,12 @@ class DataConfig:
         require_in_range(f"{where}.label_fraction", self.label_fraction, 0, 1, interval="(]")
         require_at_least(f"{where}.image_size", self.image_size, 1)
         require_at_least(f"{where}.channels", self.channels, 1)
+        require_at_least(f"{where}.eval_per_class", self.eval_per_class, 1)
+        if self.class_counts is not None:
+            if not self.class_counts or min(self.class_counts) < 1:
+                raise ConfigError(f"{where}.class_counts must be a non-empty list of counts >= 1")
+            if self.label_fraction is not None:
+                raise ConfigError(f"{where}: set class_counts or label_fraction, not both")
 
 
 @dataclass
@@ -118,67 +100,35 @@ class AugmentConfig:
 
 @dataclass
 class ModelConfig:
-    """Backbone (``contrastkit.models.build_backbone``) and projection head sizes."""
+    """Backbone (``contrastkit.models.build_backbone``), projection head sizes, and ``init_from``: a run directory
+    (its ``checkpoints/last.ckpt``) or a checkpoint or exported backbone file whose backbone weights start the run
+    (SuperCon's stage 2 from its stage 1). ResNets take ``width`` as a multiplier and ``small_stem``; the DC
+    ``convnet`` takes ``width`` as its channel count and ``depth``; ``norm`` maps to its batch norm, instance norm
+    (``group``) or none."""
 
     backbone: str = "resnet18"
     width: float = 0.25
+    depth: int = 3
     small_stem: bool = True
     norm: str = "batch"
     sync_batchnorm: bool = False
     projection_dim: int = 128
     hidden_dim: int | None = None  # None: the backbone's feature size
+    init_from: str | None = None
 
     def check(self, where: str = "model") -> None:
         require_greater(f"{where}.width", self.width, 0)
+        require_at_least(f"{where}.depth", self.depth, 1)
+        if self.init_from == "":
+            raise ConfigError(f"{where}.init_from must be a run directory or checkpoint file, or null")
+        if self.backbone == "convnet" and self.width != int(self.width):
+            raise ConfigError(
+                f"{where}.width is the channel count of the convnet: use a whole number, got {self.width}"
+            )
         require_at_least(f"{where}.projection_dim", self.projection_dim, 1)
         require_at_least(f"{where}.hidden_dim", self.hidden_dim, 1)
         if self.sync_batchnorm and self.norm != "batch":
             raise ConfigError(f"{where}.sync_batchnorm needs {where}.norm=batch, got norm {self.norm!r}")
-
-
-@dataclass
-class MethodConfig:
-    """Base of the method configs; ``name`` selects the subclass through ``METHOD_CONFIGS``."""
-
-    name: str = ""
-
-    def check(self, where: str = "method") -> None:
-        """Range checks of the method's own keys (types are checked before)."""
-
-
-@dataclass
-class SimCLRConfig(MethodConfig):
-    """SimCLR (Chen et al. 2020): NT-Xent temperature; ``gather_distributed`` contrasts against all ranks;
-    ``projector`` ``mlp | linear | none`` and ``negatives`` ``ntxent | cross_view`` are the DirectCLR paper's
-    baseline switches (Jing et al., ICLR 2022)."""
-
-    name: str = "simclr"
-    temperature: float = 0.2
-    gather_distributed: bool = True
-    projector: str = "mlp"
-    negatives: str = "ntxent"
-
-    def check(self, where: str = "method") -> None:
-        require_greater(f"{where}.temperature", self.temperature, 0)
-        require_choice(f"{where}.projector", self.projector, ("mlp", "linear", "none"))
-        require_choice(f"{where}.negatives", self.negatives, ("ntxent", "cross_view"))
-
-
-@dataclass
-class DirectCLRConfig(MethodConfig):
-    """DirectCLR (Jing et al., ICLR 2022): InfoNCE on the first ``d0`` backbone dimensions, no projector;
-    ``negatives`` is ``cross_view`` (official, symmetric) or ``ntxent``."""
-
-    name: str = "directclr"
-    d0: int = 64
-    temperature: float = 0.1
-    negatives: str = "cross_view"
-    gather_distributed: bool = True
-
-    def check(self, where: str = "method") -> None:
-        require_at_least(f"{where}.d0", self.d0, 1)
-        require_greater(f"{where}.temperature", self.temperature, 0)
-        require_choice(f"{where}.negatives", self.negatives, ("cross_view", "ntxent"))
 
 
 @dataclass
@@ -221,7 +171,9 @@ STOP_KEYS = ("max_epochs", "max_steps", "time_budget_minutes")
 
 @dataclass
 class TrainerConfig:
-    """Devices, precision, length of the run (exactly one of ``STOP_KEYS``), seed, checkpoint/log cadence."""
+    """Devices, precision, length of the run (exactly one of ``STOP_KEYS``; a step is one optimiser step), seed,
+    checkpoint/log cadence, gradient accumulation over ``accumulate_grad_batches`` batches of ``data.batch_size``
+    and clipping of the gradients' global norm to ``gradient_clip_norm``."""
 
     accelerator: str = "auto"
     devices: int = 1
@@ -236,14 +188,17 @@ class TrainerConfig:
     log_every_steps: int = 20
     channels_last: bool = True
     progress_bar: bool = True
-    deterministic: bool = False
+    accumulate_grad_batches: int = 1
+    gradient_clip_norm: float | None = None
 
     def check(self, where: str = "trainer") -> None:
         if sum(getattr(self, key) is not None for key in STOP_KEYS) != 1:
             raise ConfigError(f"{where}: set exactly one of {', '.join(STOP_KEYS)} (set the others to null)")
-        for key in ("devices", "num_nodes", "max_epochs", "max_steps", "checkpoint_every_steps", "log_every_steps"):
+        keys = ("devices", "num_nodes", "max_epochs", "max_steps", "checkpoint_every_steps", "log_every_steps")
+        for key in (*keys, "accumulate_grad_batches"):
             require_at_least(f"{where}.{key}", getattr(self, key), 1)
         require_greater(f"{where}.time_budget_minutes", self.time_budget_minutes, 0)
+        require_greater(f"{where}.gradient_clip_norm", self.gradient_clip_norm, 0)
         require_in_range(f"{where}.seed", self.seed, 0, 2**32 - 1)
 
 
@@ -279,7 +234,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=SimCLRConfig)
+    method: MethodConfig = field(default_factory=lambda: MethodConfig(name=DEFAULT_METHOD))
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -294,25 +249,4 @@ class Config:
 
 SECTIONS: dict[str, type] = {name: cls for name, cls in typing.get_type_hints(Config).items() if name != "name"}
 
-# ------------------------------------------------------------------------------------------ method registry
-
-METHOD_CONFIGS: dict[str, type[MethodConfig]] = {}
-M = TypeVar("M", bound=type[MethodConfig])
-
-
-def register_method_config(cls: M) -> M:
-    """Register a ``MethodConfig`` dataclass under the default of its ``name`` field (usable as a decorator)."""
-    if not (isinstance(cls, type) and issubclass(cls, MethodConfig) and dataclasses.is_dataclass(cls)):
-        raise ValueError(f"register_method_config needs a @dataclass subclass of MethodConfig, got {cls!r}")
-    name = cls().name
-    if not name:
-        raise ValueError(f"{cls.__name__} needs a default for `name` (the key used in YAML: method.name)")
-    if METHOD_CONFIGS.get(name, cls) is not cls:
-        raise ValueError(f"method config {name!r} is already registered by {METHOD_CONFIGS[name].__name__}")
-    METHOD_CONFIGS[name] = cls
-    return cls
-
-
-register_method_config(SimCLRConfig)
-register_method_config(DirectCLRConfig)
 DEFAULT_METHOD = "simclr"

@@ -14,22 +14,34 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit import accel
-from contrastkit.data import ImageDataset
-from contrastkit.evaluate import effective_rank, extract_features, knn_accuracy
-from contrastkit.methods import ViewBatch
+from contrastkit.data import Batch, ImageDataset
+from contrastkit.evaluate import Embedding, effective_rank, extract_features, knn_accuracy
 from contrastkit.train.config import MonitorConfig
 
 
 class TrainModule(nn.Module):
-    """A method plus its online linear classifier; ``training_step`` returns the sum of both losses."""
+    """A method plus its online linear classifier; ``training_step`` returns the method's outputs and
+    ``"total"``, the sum of both losses. ``make_views``, ``embed`` and the method's hooks are forwarded."""
 
-    def __init__(self, method: nn.Module, num_classes: int | None) -> None:
+    def __init__(self, method: nn.Module, num_classes: int | None, sample: Tensor | None = None) -> None:
         super().__init__()
         self.method = method
-        num_features = int(getattr(method.backbone, "num_features", 0))
-        self.online_classifier = nn.Linear(num_features, num_classes) if num_classes else None
+        self.online_classifier = None
+        if num_classes:
+            if sample is None:
+                raise ValueError("the online probe needs a sample batch to size its input")
+            self.online_classifier = nn.Linear(embedding_dim(method, sample), num_classes)
+        for hook in ("on_fit_start", "on_epoch_start", "on_step_end"):
+            if callable(getattr(method, hook, None)):
+                setattr(self, hook, getattr(method, hook))
 
-    def training_step(self, batch: ViewBatch) -> dict[str, Tensor]:
+    def make_views(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, ...]:
+        return self.method.make_views(images, generator=generator)
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.method.embed(x)
+
+    def training_step(self, batch: Batch) -> dict[str, Tensor]:
         out = self.method.training_step(batch)
         loss = out["loss"]
         logs = {k: v.detach() for k, v in out.items() if k != "embeddings" and v.ndim == 0}
@@ -44,6 +56,16 @@ class TrainModule(nn.Module):
         return {"total": loss, **logs}
 
 
+@torch.no_grad()
+def embedding_dim(method: nn.Module, sample: Tensor) -> int:
+    """The size ``D`` of ``method.embed`` on ``sample`` ``[B, C, H, W]`` (a forward pass in eval mode)."""
+    was_training = method.training
+    method.eval()
+    dim = int(method.embed(sample).reshape(sample.shape[0], -1).shape[1])
+    method.train(was_training)
+    return dim
+
+
 def evaluate_monitors(
     module: TrainModule,
     train: ImageDataset,
@@ -54,15 +76,15 @@ def evaluate_monitors(
     seed: int,
 ) -> tuple[dict[str, float], Tensor]:
     """Held-out monitors; returns ``(metrics, held-out features [N, D])``. Leaves the module in train mode."""
-    backbone = module.method.backbone
+    embedding = Embedding(module.method)
     bank = train
     if cfg.knn_max_train is not None and len(train) > cfg.knn_max_train:
         generator = torch.Generator().manual_seed(seed)
         bank = train.subset(torch.randperm(len(train), generator=generator)[: cfg.knn_max_train])
     with accel.autocast(device, precision):
-        f_held = extract_features(backbone, held_out.images, batch_size=1024, device=device)
+        f_held = extract_features(embedding, held_out.images, batch_size=1024, device=device)
         f_bank = (
-            extract_features(backbone, bank.images, batch_size=1024, device=device)
+            extract_features(embedding, bank.images, batch_size=1024, device=device)
             if bank.labels is not None and held_out.labels is not None
             else None
         )

@@ -7,18 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from contrastkit import accel
 from contrastkit._io import CheckpointError, atomic_write_text
 from contrastkit.evaluate import cluster_scores, extract_features, knn_accuracy, linear_probe
-from contrastkit.models import backbone_from_config, export_backbone
+from contrastkit.models import export_backbone
 from contrastkit.train.builders import build_data
-from contrastkit.train.checkpoint import BEST_CHECKPOINT, CHECKPOINT_DIR, LAST_CHECKPOINT, load_training_checkpoint
+from contrastkit.train.checkpoint import (
+    BEST_CHECKPOINT,
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    backbone_of,
+    load_training_checkpoint,
+)
 from contrastkit.train.config import Config, load_config
 
 PROTOCOLS = ("knn", "linear", "nmi", "all")
-_BACKBONE_PREFIX = "method.backbone."
 
 
 def _open_run(run_dir: str | Path, which: str = "last") -> tuple[Config, dict[str, Any]]:
@@ -31,26 +35,6 @@ def _open_run(run_dir: str | Path, which: str = "last") -> tuple[Config, dict[st
     if not file.is_file():
         raise CheckpointError(f"{file} does not exist: the run has not written a {which} checkpoint yet")
     return cfg, load_training_checkpoint(file, expected_config=cfg)
-
-
-def backbone_of(checkpoint: dict[str, Any]) -> nn.Module:
-    """Rebuild the trained backbone from a training checkpoint, without the method code."""
-    config = checkpoint.get("backbone_config")
-    if not config:
-        raise CheckpointError(
-            "the checkpoint stores no backbone architecture (backbone_config): re-train with a contrastkit backbone"
-        )
-    backbone = backbone_from_config(config)
-    state = {
-        k[len(_BACKBONE_PREFIX) :]: v for k, v in checkpoint["model_state"].items() if k.startswith(_BACKBONE_PREFIX)
-    }
-    try:
-        backbone.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"the checkpoint's backbone weights do not fit its architecture: {str(err).splitlines()[0]}"
-        ) from None
-    return backbone.eval()
 
 
 def export_run(run_dir: str | Path, out: str | Path, which: str = "last") -> Path:
