@@ -18,14 +18,15 @@ import time
 import torch
 
 from contrastkit.data import load
-from contrastkit.evaluate.condensation import SynsetEvalConfig, evaluate_synset
-from contrastkit.methods.dcc import CondensationConfig, condense, initial_images
+from contrastkit.evaluate.condensation import SynsetEvalConfig
+from contrastkit.methods.dcc import CondensationConfig, initial_images
 from contrastkit.models import ConvNet
+from contrastkit.train.condensation import condense, evaluate_synset
 
 
 def save_grid(pt_path: str, png_path: str, title: str) -> None:
     """Draw the learned set saved at ``pt_path`` (images in standardised space) as one row of digits."""
-    from contrastkit.train.report import pyplot, save_figure
+    from contrastkit.train.plots import pyplot, save_figure
 
     saved = torch.load(pt_path, weights_only=True)
     pixels = (saved["images"] * saved["std"] + saved["mean"]).clamp(0, 1)

@@ -16,8 +16,9 @@ import json
 import torch
 
 from contrastkit.data import load
-from contrastkit.methods.dcc import CondensationConfig, condense, get_loops
+from contrastkit.methods.dcc import CondensationConfig, get_loops
 from contrastkit.models import ConvNet
+from contrastkit.train.condensation import condense
 
 
 def main() -> None:

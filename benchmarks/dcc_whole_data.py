@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from contrastkit.evaluate.condensation import whole_data_accuracy
-from contrastkit.reproduce.experiments.dcc import load_dataset, make_net_factory
+from contrastkit.reproduce.experiments._dcc_setup import load_dataset, make_net_factory
+from contrastkit.train.condensation import whole_data_accuracy
 
 
 def main() -> None:

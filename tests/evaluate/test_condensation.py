@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from contrastkit.evaluate.condensation import (
-    SynsetEvalConfig,
+from contrastkit.augment.dsa import DSAConfig, dsa_random
+from contrastkit.data.sources import epoch_order
+from contrastkit.evaluate.condensation import SynsetEvalConfig, dc_augment_config
+from contrastkit.methods.dcc import initial_images
+from contrastkit.models import ConvNet
+from contrastkit.train.condensation import (
     evaluate_synset,
     random_real_subset,
+    train_on_set,
     train_on_synset,
     whole_data_accuracy,
 )
-from contrastkit.methods.dcc import initial_images
-from contrastkit.models import ConvNet
+from contrastkit.train.engine import step_generator
 
 
 def _data(per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +56,7 @@ def test_training_changes_the_net_with_every_augmentation(augment: str) -> None:
     train, labels = _data(2, 0)
     net = _make_net()
     before = [p.detach().clone() for p in net.parameters()]
-    train_on_synset(net, train, labels, SynsetEvalConfig(epochs=3, augment=augment), generator=torch.Generator())
+    train_on_synset(net, train, labels, SynsetEvalConfig(epochs=3, augment=augment), seed=0)
     assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
 
 
@@ -63,7 +71,7 @@ def test_lr_steps_down_at_half_the_epochs(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(torch.optim.SGD, "step", record)
     train, labels = _data(2, 0)
     cfg = SynsetEvalConfig(epochs=6, lr=0.01, momentum=0.9, weight_decay=5e-4)
-    train_on_synset(_make_net(), train, labels, cfg, generator=torch.Generator())
+    train_on_synset(_make_net(), train, labels, cfg, seed=0)
     assert seen == pytest.approx([0.01] * 3 + [0.001] * 3)
 
 
@@ -91,3 +99,74 @@ def test_config_validation() -> None:
         SynsetEvalConfig(num_nets=0)
     with pytest.raises(ValueError, match="lr"):
         SynsetEvalConfig(lr=float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("augment", "shared_family", "momentum", "weight_decay", "decay_epoch"),
+    [
+        ("none", True, 0.9, 5e-4, 2),  # the evaluation protocol without augmentation, lr step at E // 2
+        ("dc", False, 0.9, 5e-4, 2),  # with DC's crop / scale / rotate per image
+        ("dsa", True, 0.0, 0.0, None),  # condense's inner training: plain SGD, DSA with one family per batch
+    ],
+)
+def test_train_on_set_is_the_plain_sgd_loop_it_replaced(
+    augment: str, shared_family: bool, momentum: float, weight_decay: float, decay_epoch: int | None
+) -> None:
+    """The engine path equals the hand-written DC loop, bit for bit in float64, once the loop's randomness is
+    drawn by the engine's rule: order ``epoch_order(M, seed, e)``, views from ``step_generator(seed, s)``. 12
+    images in batches of 5 give 3 steps per epoch (5, 5 and the partial 2); 5 epochs, so the lr x 0.1 comes at
+    step 2 * 3 = 6."""
+    images, labels = _data(4, 0)
+    images = images.double()
+    ops = {"none": None, "dc": dc_augment_config(8), "dsa": DSAConfig()}[augment]
+    epochs, batch, lr, seed = 5, 5, 0.01, 7
+    torch.manual_seed(0)
+    net = _make_net().double()
+    reference, initial = copy.deepcopy(net), copy.deepcopy(net)
+
+    def engine_path() -> None:
+        train_on_set(net, images, labels, epochs=epochs, batch_size=batch, lr=lr, seed=seed, momentum=momentum,
+                     weight_decay=weight_decay, lr_decay_epoch=decay_epoch, augment=ops,
+                     shared_family=shared_family)  # fmt: skip
+
+    engine_lrs = _recorded_lrs(engine_path)
+
+    def plain_loop() -> None:
+        optimizer = torch.optim.SGD(reference.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+        reference.train()
+        step = 0
+        for epoch in range(epochs):
+            if epoch == decay_epoch:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * 0.1
+            for idx in epoch_order(12, seed, epoch).split(batch):
+                x = images[idx]
+                if ops is not None:
+                    x = dsa_random(x, ops, generator=step_generator(seed, step), shared_family=shared_family)
+                loss = F.cross_entropy(reference(x), labels[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+
+    reference_lrs = _recorded_lrs(plain_loop)
+    switch = 15 if decay_epoch is None else 6
+    assert engine_lrs == reference_lrs == [lr] * switch + [lr * 0.1] * (15 - switch)
+    for (name, a), b in zip(net.named_parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b), name
+    assert any(not torch.equal(a, b) for a, b in zip(net.parameters(), initial.parameters(), strict=True))
+
+
+def _recorded_lrs(train: Callable[[], object]) -> list[float]:
+    """The first group's learning rate at every SGD step taken by ``train()``."""
+    seen: list[float] = []
+    original = torch.optim.SGD.step
+
+    def record(self: torch.optim.SGD, *args: object, **kwargs: object) -> object:
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.optim.SGD, "step", record)
+        train()
+    return seen

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+import contrastkit
 from contrastkit.losses.gradient_matching import gradient_distance
 from contrastkit.methods.dcc import (
     CondensationConfig,
     class_gradients,
-    condense,
     get_loops,
     initial_images,
     matching_loss,
     use_contrastive,
 )
 from contrastkit.models import ConvNet
+from contrastkit.train.condensation import condense
 
 
 def _net(classes: int, dtype: torch.dtype = torch.float64, width: int = 6) -> ConvNet:
@@ -222,3 +224,25 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="fewer than ipc"):
         images, labels = _data(per_class=1)
         condense(images, labels, 3, _make_net, _tiny_config(), seed=0)
+
+
+def test_condensation_trains_its_nets_only_through_the_engine() -> None:
+    """No hand-written training step is left in condensation: no ``.backward(`` / ``.step()`` in the pure modules,
+    and in :mod:`contrastkit.train.condensation` only the bi-level step on the synthetic images, marked as the
+    allowed exception (the nets themselves train through ``train_on_set`` and the engine)."""
+    root = Path(contrastkit.__file__).parent
+    for pure in ("methods/dcc.py", "evaluate/condensation.py"):
+        text = (root / pure).read_text()
+        assert ".backward(" not in text and ".step()" not in text, pure
+    lines = (root / "train" / "condensation.py").read_text().splitlines()
+    backward = [i for i, line in enumerate(lines) if ".backward(" in line]
+    assert len(backward) == 1, [lines[i] for i in backward]
+    (at,) = backward
+    comment = []
+    for line in reversed(lines[:at]):  # the comment block right above the call
+        if not line.strip().startswith("#"):
+            break
+        comment.append(line)
+    assert "allowed outside the engine" in " ".join(comment)
+    assert lines[at].strip() == "loss.backward()" and lines[at + 1].strip() == "opt_img.step()"
+    assert sum(".step()" in line for line in lines) == 1  # the images' optimiser, nothing else

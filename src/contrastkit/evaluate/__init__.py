@@ -22,13 +22,7 @@ from contrastkit.evaluate.classification import (
 )
 from contrastkit.evaluate.clustering import cluster_assignments, cluster_scores, mean_cluster_scores
 from contrastkit.evaluate.collapse import collapse_report
-from contrastkit.evaluate.condensation import (
-    SynsetEvalConfig,
-    SynsetEvaluation,
-    evaluate_synset,
-    random_real_subset,
-    whole_data_accuracy,
-)
+from contrastkit.evaluate.condensation import SynsetEvalConfig, SynsetEvaluation
 from contrastkit.evaluate.features import Embedding, extract_features, module_device
 from contrastkit.evaluate.knn import knn_accuracy, knn_predict, knn_scores
 from contrastkit.evaluate.linear import LinearProbeResult, linear_probe
@@ -61,7 +55,4 @@ __all__ = [
 __all__ += [
     "SynsetEvalConfig",
     "SynsetEvaluation",
-    "evaluate_synset",
-    "random_real_subset",
-    "whole_data_accuracy",
-]  # dataset condensation (DC / DSA / DCC)
+]  # dataset condensation (DC / DSA / DCC); its training (evaluate_synset) is contrastkit.train.condensation

@@ -13,36 +13,27 @@ initialised networks on it and testing them on the real test split:
 * the result is the test accuracy of each net; report mean +- std over the ``K`` nets (and, across condensation
   runs, over runs x nets).
 
-Baselines of the same protocol: :func:`random_real_subset` (``ipc`` random real images per class, the "random
-selection" of the DC paper) and :func:`whole_data_accuracy` (the upper bound: the same network trained on the whole
+Baselines of the same protocol: ``random_real_subset`` (``ipc`` random real images per class, the "random
+selection" of the DC paper) and ``whole_data_accuracy`` (the upper bound: the same network trained on the whole
 training split).
+
+This module holds the protocol (:class:`SynsetEvalConfig`), its result and the test pass; the training itself goes
+through the engine, so ``train_on_synset``, ``evaluate_synset`` and the baselines live in
+:mod:`contrastkit.train.condensation`.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit._checks import check_labels, check_tensor
-from contrastkit.augment.dsa import DSAConfig, dsa_random
+from contrastkit._checks import check_labels
+from contrastkit.augment.dsa import DSAConfig
 
-__all__ = [
-    "SYNSET_AUGMENTS",
-    "SynsetEvalConfig",
-    "SynsetEvaluation",
-    "dc_augment_config",
-    "evaluate_synset",
-    "random_real_subset",
-    "test_accuracy",
-    "train_on_synset",
-    "whole_data_accuracy",
-]
+__all__ = ["SYNSET_AUGMENTS", "SynsetEvalConfig", "SynsetEvaluation", "dc_augment_config", "test_accuracy"]
 
 SYNSET_AUGMENTS: tuple[str, ...] = ("none", "dc", "dsa")
 
@@ -54,7 +45,7 @@ def dc_augment_config(image_size: int = 28) -> DSAConfig:
 
 @dataclass(frozen=True)
 class SynsetEvalConfig:
-    """Protocol of :func:`evaluate_synset` (defaults: DC/DSA/DCC ``evaluate_synset`` without augmentation).
+    """Protocol of ``evaluate_synset`` (defaults: DC/DSA/DCC ``evaluate_synset`` without augmentation).
 
     ``dsa_config`` is used by ``augment="dsa"``; ``augment="dc"`` uses :func:`dc_augment_config` of the image size.
     ``test_batch`` only chunks the test forward pass.
@@ -82,6 +73,20 @@ class SynsetEvalConfig:
         if self.augment not in SYNSET_AUGMENTS:
             raise ValueError(f"augment must be one of {list(SYNSET_AUGMENTS)}, got {self.augment!r}")
 
+    def augmentation(self, image_size: int) -> tuple[DSAConfig | None, bool]:
+        """``(ops, shared_family)`` of the training views of ``image_size``-pixel images: ``"dsa"``: ``dsa_config``
+        with one family per batch (DSA's evaluation); ``"dc"``: :func:`dc_augment_config` with one of crop, scale or
+        rotate per image; ``"none"``: ``(None, True)``."""
+        if self.augment == "dsa":
+            return self.dsa_config, True
+        if self.augment == "dc":
+            return dc_augment_config(image_size), False
+        return None, True
+
+    def lr_decay_epoch(self) -> int | None:
+        """The 0-based epoch from which the learning rate is ``lr * 0.1``: ``epochs // 2`` (None for one epoch)."""
+        return self.epochs // 2 if self.epochs >= 2 else None
+
 
 @dataclass(frozen=True)
 class SynsetEvaluation:
@@ -103,39 +108,6 @@ class SynsetEvaluation:
         return f"{100 * self.mean:.2f} +- {100 * self.std:.2f} % over {len(self.accuracies)} nets"
 
 
-def _augment(x: Tensor, config: SynsetEvalConfig, generator: torch.Generator) -> Tensor:
-    if config.augment == "dsa":
-        return dsa_random(x, config.dsa_config, generator=generator, shared_family=True)
-    if config.augment == "dc":
-        return dsa_random(x, dc_augment_config(x.shape[-1]), generator=generator, shared_family=False)
-    return x
-
-
-def train_on_synset(
-    net: nn.Module, images: Tensor, labels: Tensor, config: SynsetEvalConfig, *, generator: torch.Generator
-) -> nn.Module:
-    """Train ``net`` in place on ``(images [M, ch, H, W], labels [M])`` with the protocol of ``config``; returns it."""
-    check_tensor("images", images, 4, floating=True)
-    check_labels("labels", labels, images.shape[0])
-    net.train()
-    optimizer = torch.optim.SGD(
-        net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    n = images.shape[0]
-    for epoch in range(config.epochs):
-        if config.epochs >= 2 and epoch == config.epochs // 2:
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * 0.1
-        order = torch.randperm(n, generator=generator).to(images.device)
-        for start in range(0, n, config.batch):
-            idx = order[start : start + config.batch]
-            loss = F.cross_entropy(net(_augment(images[idx], config, generator)), labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return net
-
-
 @torch.no_grad()
 def test_accuracy(net: nn.Module, images: Tensor, labels: Tensor, batch: int = 1000) -> float:
     """Top-1 accuracy of ``net`` (eval mode) on ``(images [N, ...], labels [N])``."""
@@ -146,62 +118,3 @@ def test_accuracy(net: nn.Module, images: Tensor, labels: Tensor, batch: int = 1
         logits = net(images[start : start + batch])
         correct += int((logits.argmax(1) == labels[start : start + batch].to(logits.device)).sum())
     return correct / max(1, images.shape[0])
-
-
-def evaluate_synset(
-    make_net: Callable[[], nn.Module],
-    images: Tensor,
-    labels: Tensor,
-    test_images: Tensor,
-    test_labels: Tensor,
-    config: SynsetEvalConfig | None = None,
-    *,
-    seed: int = 0,
-) -> SynsetEvaluation:
-    """Train ``config.num_nets`` fresh nets from ``make_net()`` on the set and test each; see the module docstring.
-
-    Net ``k`` is initialised under the CPU RNG seeded with ``seed * 1009 + k`` and trained with a generator of the
-    same seed, so an evaluation is repeatable and two sets evaluated with the same ``seed`` meet the same nets.
-    """
-    cfg = config or SynsetEvalConfig()
-    check_tensor("test_images", test_images, 4, floating=True)
-    start = time.perf_counter()
-    accuracies = []
-    for k in range(cfg.num_nets):
-        run_seed = seed * 1009 + k
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(run_seed)
-            net = make_net().to(images.device)
-        generator = torch.Generator().manual_seed(run_seed)
-        train_on_synset(net, images, labels, cfg, generator=generator)
-        accuracies.append(test_accuracy(net, test_images, test_labels, cfg.test_batch))
-    return SynsetEvaluation(tuple(accuracies), time.perf_counter() - start)
-
-
-def random_real_subset(
-    images: Tensor, labels: Tensor, num_classes: int, ipc: int, *, seed: int = 0
-) -> tuple[Tensor, Tensor]:
-    """``ipc`` random real images per class, class-major: ``([C * ipc, ...], [C * ipc])`` (random selection).
-
-    The same images :func:`contrastkit.methods.condense` starts from with ``init="real"`` and the same seed.
-    """
-    from contrastkit.methods.dcc import initial_images
-
-    return initial_images(images, labels, num_classes, ipc, seed)
-
-
-def whole_data_accuracy(
-    make_net: Callable[[], nn.Module],
-    images: Tensor,
-    labels: Tensor,
-    test_images: Tensor,
-    test_labels: Tensor,
-    *,
-    epochs: int = 1,
-    lr: float = 0.01,
-    batch: int = 256,
-    seed: int = 0,
-) -> float:
-    """Upper bound: one net trained on the whole training set (SGD momentum 0.9, wd 5e-4, lr step at E/2)."""
-    cfg = SynsetEvalConfig(num_nets=1, epochs=epochs, lr=lr, batch=batch)
-    return evaluate_synset(make_net, images, labels, test_images, test_labels, cfg, seed=seed).accuracies[0]

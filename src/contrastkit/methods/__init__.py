@@ -13,7 +13,7 @@ from contrastkit.methods.base import (
     trainable_parameters,
     views_of,
 )
-from contrastkit.methods.dcc import CondensationConfig, CondensationResult, condense, get_loops, matching_loss
+from contrastkit.methods.dcc import CondensationConfig, SetClassifier, get_loops, matching_loss
 from contrastkit.methods.directclr import DirectCLR, DirectCLRConfig
 from contrastkit.methods.simclr import SimCLR, SimCLRConfig
 from contrastkit.methods.supercon import SuperCon, SuperConConfig, supercon_classifier
@@ -24,8 +24,7 @@ __all__ += ["DirectCLR", "DirectCLRConfig", "SimCLR", "SimCLRConfig"]
 __all__ += ["SuperCon", "SuperConConfig", "supercon_classifier", "SupervisedClassifier", "SupervisedConfig"]
 __all__ += [
     "CondensationConfig",
-    "CondensationResult",
-    "condense",
+    "SetClassifier",
     "get_loops",
     "matching_loss",
-]  # dataset condensation (DC / DSA / DCC)
+]  # dataset condensation (DC / DSA / DCC); its training (condense) is contrastkit.train.condensation

@@ -16,12 +16,16 @@ iteration ``ol`` a fresh network ``theta`` is drawn; then for ``il = 0 .. inner_
 ``T_c`` is a batch of ``batch_real`` (256) real images of class ``c``; ``p_c`` the DSA parameters drawn once
 per class and shared by the real and synthetic batch of that class (identity without DSA); ``D`` the
 distance of :mod:`contrastkit.losses.gradient_matching`. ``(inner_loop, T)`` comes from :func:`get_loops`.
+
+This module holds the pure pieces: the switches (:class:`CondensationConfig`, :func:`get_loops`,
+:func:`use_contrastive`), the matching loss, the sampling of real images and :class:`SetClassifier` (the network
+``theta`` as a method, so that its training goes through the engine). The outer loop above
+(``condense``) and the evaluation of a set live in :mod:`contrastkit.train.condensation`, next to the engine.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,18 +35,20 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from contrastkit._checks import check_labels, check_tensor
-from contrastkit.augment.dsa import DSAConfig, dsa_apply, dsa_random, sample_dsa_params
+from contrastkit.augment.dsa import DSAConfig, dsa_random
+from contrastkit.data.batch import Batch, as_batch
 from contrastkit.losses.gradient_matching import GRADIENT_DISTANCES, dc_matching_loss, dcc_matching_loss
 
 __all__ = [
     "LOOP_TABLES",
     "CondensationConfig",
-    "CondensationResult",
+    "SetClassifier",
     "class_gradients",
-    "condense",
     "get_loops",
     "initial_images",
     "matching_loss",
+    "real_class_indices",
+    "sample_real",
     "use_contrastive",
 ]
 
@@ -144,24 +150,6 @@ class CondensationConfig:
     def with_(self, **changes: Any) -> CondensationConfig:
         """A copy with ``changes`` applied (validated again)."""
         return replace(self, **changes)
-
-
-@dataclass
-class CondensationResult:
-    """The learned set and its log.
-
-    Attributes:
-        images: ``[C * ipc, ch, H, W]`` synthetic images (detached), in the space of the real images.
-        labels: ``[C * ipc]`` int64, ``repeat_interleave(arange(C), ipc)``.
-        history: one dict per matching step: ``outer``, ``inner``, ``loss`` (the optimised one), ``used``
-            (``"dc"`` or ``"dcc"``).
-        seconds_per_outer: wall-clock seconds of each outer iteration.
-    """
-
-    images: Tensor
-    labels: Tensor
-    history: list[dict[str, Any]]
-    seconds_per_outer: list[float]
 
 
 def class_gradients(
@@ -267,7 +255,8 @@ def matching_loss(
 
 
 def initial_images(images: Tensor, labels: Tensor, num_classes: int, ipc: int, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """The real images :func:`condense` starts from with ``init="real"`` and the same ``seed``.
+    """The real images ``condense`` (:mod:`contrastkit.train.condensation`) starts from with ``init="real"`` and the
+    same ``seed``.
 
     ``ipc`` distinct random images per class, class-major: ``([C * ipc, ch, H, W], [C * ipc])``. Used as the
     random-selection baseline, it is paired with the condensation runs of the same seed (same starting images).
@@ -275,12 +264,13 @@ def initial_images(images: Tensor, labels: Tensor, num_classes: int, ipc: int, s
     check_tensor("images", images, 4, floating=True)
     check_labels("labels", labels, images.shape[0], num_classes)
     generator = torch.Generator().manual_seed(seed)
-    class_indices = _class_indices(labels, num_classes, ipc)
-    picked = _sample_real(images, class_indices, ipc, generator).reshape(num_classes * ipc, *images.shape[1:])
+    class_indices = real_class_indices(labels, num_classes, ipc)
+    picked = sample_real(images, class_indices, ipc, generator).reshape(num_classes * ipc, *images.shape[1:])
     return picked, torch.arange(num_classes, device=images.device).repeat_interleave(ipc)
 
 
-def _class_indices(labels: Tensor, num_classes: int, ipc: int) -> list[Tensor]:
+def real_class_indices(labels: Tensor, num_classes: int, ipc: int) -> list[Tensor]:
+    """The indices of each class's images (``C`` tensors); a class with fewer than ``ipc`` images is an error."""
     class_indices = [torch.nonzero(labels.cpu() == c).flatten() for c in range(num_classes)]
     smallest = min(idx.numel() for idx in class_indices)
     if smallest < ipc:
@@ -288,108 +278,55 @@ def _class_indices(labels: Tensor, num_classes: int, ipc: int) -> list[Tensor]:
     return class_indices
 
 
-def _sample_real(images: Tensor, class_indices: list[Tensor], n: int, generator: torch.Generator) -> Tensor:
+def sample_real(images: Tensor, class_indices: list[Tensor], n: int, generator: torch.Generator) -> Tensor:
     """``[C, n, ch, H, W]``: ``n`` distinct random real images of each class."""
     picks = [idx[torch.randperm(idx.numel(), generator=generator)[:n]] for idx in class_indices]
     return images[torch.cat(picks).to(images.device)].view(len(class_indices), n, *images.shape[1:])
 
 
-def _train_net(
-    net: nn.Module,
-    images: Tensor,
-    labels: Tensor,
-    epochs: int,
-    config: CondensationConfig,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-) -> None:
-    """``epochs`` of SGD on (images, labels) with batch ``batch_train`` (DSA per image when ``config.dsa``)."""
-    n = images.shape[0]
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=generator).to(images.device)
-        for start in range(0, n, config.batch_train):
-            idx = order[start : start + config.batch_train]
-            x = images[idx]
-            if config.dsa:
-                x = dsa_random(x, config.dsa_config, generator=generator)
-            loss = F.cross_entropy(net(x), labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+class SetClassifier(nn.Module):
+    """A classifier network trained on a small in-memory set: the networks of DC / DSA / DCC, both the ``theta``
+    trained between matching steps and the fresh nets that evaluate a condensed set.
 
+    ``training_step(batch) = CE(net(view), labels)`` (mean over the batch) on one view, the batch's images with
+    DSA drawn per image from the engine's generator (``augment``; one transformation family per batch when
+    ``shared_family``, DSA's ``DiffAugment``, else one per image, DC's ``crop_scale_rotate``), or the images as
+    they are when ``augment`` is None.
 
-def condense(
-    images: Tensor,
-    labels: Tensor,
-    num_classes: int,
-    make_net: Callable[[], nn.Module],
-    config: CondensationConfig,
-    *,
-    seed: int = 0,
-    log_every: int | None = None,
-    log: Callable[[str], None] = print,
-) -> CondensationResult:
-    """Learn ``config.ipc`` images per class from real ``images [N, ch, H, W]`` / ``labels [N]``.
-
-    ``make_net()`` returns a fresh classifier with ``num_classes`` outputs; it is called under a forked CPU RNG
-    seeded from ``(seed, outer iteration)``, so its initialisation is reproducible. Everything random draws from
-    generators seeded by ``seed``: the same call gives bit-identical sets on CPU. Runs on ``images.device``.
+    Args:
+        net: ``[B, ch, H, W] -> [B, C]`` logits.
+        augment: the DSA ops of the view (None: no augmentation).
+        shared_family: draw one family for the whole batch (True) or one per image.
     """
-    check_tensor("images", images, 4, floating=True)
-    check_labels("labels", labels, images.shape[0], num_classes)
-    inner_loop, epochs = config.resolved_loops()
-    device = images.device
-    generator = torch.Generator().manual_seed(seed)
-    class_indices = _class_indices(labels, num_classes, config.ipc)
-    smallest = min(idx.numel() for idx in class_indices)
-    batch_real = min(config.batch_real, smallest)
-    ipc, c = config.ipc, num_classes
-    syn_labels = torch.arange(c, device=device).repeat_interleave(ipc)
-    if config.init == "real":
-        init = _sample_real(images, class_indices, ipc, generator).reshape(c * ipc, *images.shape[1:])
-    else:
-        init = torch.randn((c * ipc, *images.shape[1:]), generator=generator).to(device)
-    syn = init.detach().clone().requires_grad_(True)
-    opt_img = torch.optim.SGD([syn], lr=config.lr_img, momentum=config.momentum_img)
-    size = (images.shape[2], images.shape[3])
-    real_groups = torch.arange(c, device=device).repeat_interleave(batch_real)
-    history: list[dict[str, Any]] = []
-    seconds: list[float] = []
-    for ol in range(config.outer_loop):
-        t0 = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed * 1_000_003 + ol)
-            net = make_net().to(device)
-        net.train()
-        opt_net = torch.optim.SGD(net.parameters(), lr=config.lr_net)
-        for il in range(inner_loop):
-            contrastive = config.matching == "dcc" and use_contrastive(ol, il, config.outer_warmup, config.inner_warmup)
-            real = _sample_real(images, class_indices, batch_real, generator).reshape(c * batch_real, *images.shape[1:])
-            syn_in = syn
-            if config.dsa:
-                params = sample_dsa_params(c, size, config.dsa_config, generator=generator, device=device)
-                real = dsa_apply(real, params, real_groups)
-                syn_in = dsa_apply(syn, params, syn_labels)
-            loss = matching_loss(
-                net,
-                syn_in.reshape(c, ipc, *images.shape[1:]),
-                real.reshape(c, batch_real, *images.shape[1:]),
-                contrastive=contrastive,
-                metric=config.dis_metric,
-                reduction=config.real_grad_reduction,
-                chunk_size=config.vmap_chunk_size,
-                class_grad_method=config.class_grad_method,
-            )
-            opt_img.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_img.step()
-            history.append(
-                {"outer": ol, "inner": il, "loss": float(loss.detach()), "used": "dcc" if contrastive else "dc"}
-            )
-            if il < inner_loop - 1 and epochs > 0:
-                _train_net(net, syn.detach(), syn_labels, epochs, config, opt_net, generator)
-        seconds.append(time.perf_counter() - t0)
-        if log_every and (ol % log_every == 0 or ol == config.outer_loop - 1):
-            recent = [h["loss"] for h in history if h["outer"] == ol]
-            log(f"outer {ol}: loss {sum(recent) / len(recent):.4f} ({history[-1]['used']}), {seconds[-1]:.2f}s")
-    return CondensationResult(syn.detach().clone(), syn_labels, history, seconds)
+
+    def __init__(self, net: nn.Module, augment: DSAConfig | None = None, *, shared_family: bool = True) -> None:
+        super().__init__()
+        self.net = net
+        self.augment, self.shared_family = augment, shared_family
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``[B, C]``."""
+        return self.net(x)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The logits ``[B, C]`` (the only representation such a net has)."""
+        return self.net(x)
+
+    def make_views(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor]:
+        """One view ``[B, ch, H, W]``: DSA per image with ``generator``, or ``images`` themselves."""
+        if self.augment is None:
+            return (images,)
+        return (dsa_random(images, self.augment, generator=generator, shared_family=self.shared_family),)
+
+    def training_step(self, batch: Batch | Any) -> dict[str, Tensor]:
+        """``{"loss": CE(net(view), labels)}``; the batch's ready view when it has one, else :meth:`make_views`."""
+        batch = as_batch(batch)
+        if batch.labels is None:
+            raise ValueError("SetClassifier trains on labelled batches: the batch holds no labels")
+        if batch.views:
+            x = batch.views[0]
+        elif batch.images is not None:
+            (x,) = self.make_views(batch.images)
+        else:
+            raise ValueError("SetClassifier: the batch holds neither images nor views")
+        return {"loss": F.cross_entropy(self.net(x), batch.labels)}
