@@ -46,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", type=int, default=3)
     r.add_argument("--out", default=None, help="output folder (default: docs/results/<name>)")
     r.add_argument("--resume", action="store_true", help="keep the finished rows in --out and run only the rest")
+    r.add_argument("--arms", nargs="+", metavar="PATTERN", help="run only these arms (shell-style patterns); "
+                   "finished rows of the other arms in --out are kept")  # fmt: skip
+    r.add_argument("--only-seed", type=int, nargs="+", metavar="SEED", help="run only these seeds (rows of other "
+                   "seeds in --out are kept)")  # fmt: skip
+    r.add_argument("--set", dest="settings", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="add to every arm's setting (value parsed as YAML), e.g. --set outer=100")  # fmt: skip
+    r.add_argument("--merge", nargs="+", default=[], metavar="DIR", help="first fold the rows of these runs (shards "
+                   "of the arms run side by side) into --out; implies --resume")  # fmt: skip
     return p
 
 
@@ -94,7 +102,9 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from contrastkit.reproduce import list_experiments, rerun_command, run_experiment
+    import yaml
+
+    from contrastkit.reproduce import list_experiments, merge_runs, rerun_command, run_experiment
 
     if args.name is None:
         names = list_experiments()
@@ -103,14 +113,28 @@ def _reproduce(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     out = Path(args.out) if args.out else Path("docs/results") / args.name
+    if args.merge:
+        merge_runs(out, args.merge)
+    subset = args.arms is not None or args.only_seed is not None
+    settings = {}
+    for text in args.settings:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip() or "." in key:
+            raise ValueError(f"--set takes KEY=VALUE with a top-level setting key (e.g. outer=100), got {text!r}")
+        try:
+            settings[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"--set {text!r}: the value is not valid YAML") from None
     run_experiment(
         args.name,
-        seeds=args.seeds,
+        seeds=args.only_seed if args.only_seed is not None else args.seeds,
         quick=args.quick,
         out=out,
         command=rerun_command("contrastkit", sys.argv[1:]),
         progress=print,
-        resume=args.resume,
+        resume=args.resume or bool(args.merge) or subset,
+        arms=args.arms,
+        settings=settings or None,
     )
     print(f"results: {out / 'results.json'}, report: {out / 'report.md'}")
     return 0

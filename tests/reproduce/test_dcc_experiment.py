@@ -10,14 +10,9 @@ from typing import Any
 import pytest
 
 from contrastkit.reproduce import get_experiment, run_experiment
-from contrastkit.reproduce.experiments.dcc import (
-    EXPERIMENT,
-    claims,
-    condensation_config,
-    eval_config,
-    select_arms,
-    summary_table,
-)
+from contrastkit.reproduce.experiments._dcc_report import summary_table
+from contrastkit.reproduce.experiments._dcc_setup import condensation_config, eval_config
+from contrastkit.reproduce.experiments.dcc import EXPERIMENT, claims
 
 
 def test_registered_with_the_full_grid() -> None:
@@ -26,10 +21,10 @@ def test_registered_with_the_full_grid() -> None:
     assert len(names) == 5 * 3 * 2 == len(set(names))
     assert names[0] == "random-mnist-ipc1"
     assert {"dsac-clutter-ipc10", "dcc-fashion-mnist-ipc1", "random-clutter-ipc10"} <= set(names)
-    assert [a.name for a in select_arms(["d*-clutter-ipc1"])] == [
+    assert [a.name for a in experiment.select_arms(["d*-clutter-ipc1"])] == [
         "dc-clutter-ipc1", "dcc-clutter-ipc1", "dsa-clutter-ipc1", "dsac-clutter-ipc1"]  # fmt: skip
     with pytest.raises(ValueError, match="no arm matches"):
-        select_arms(["dm-*"])
+        experiment.select_arms(["dm-*"])
 
 
 def test_arm_settings_map_to_the_right_switches() -> None:
@@ -85,8 +80,9 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
     except DatasetNotInstalledError:
         pytest.skip("MNIST is not installed")
     out = tmp_path_factory.mktemp("dcc")
-    experiment = replace(EXPERIMENT, arms=select_arms(["*-mnist-ipc1"])[:3])
-    results = run_experiment(experiment, seeds=1, quick=True, out=out, command="contrastkit reproduce dcc --quick")
+    experiment = replace(EXPERIMENT, arms=EXPERIMENT.select_arms(["*-mnist-ipc1"])[:3])
+    results = run_experiment(experiment, seeds=1, quick=True, out=out, command="contrastkit reproduce dcc --quick",
+                             settings={"outer": 1})  # fmt: skip
     return results, out
 
 
@@ -95,6 +91,7 @@ def test_quick_run_writes_results_report_and_image_grid(quick_run: tuple[dict[st
     assert [r["arm"] for r in results["rows"]] == ["random-mnist-ipc1", "dc-mnist-ipc1", "dcc-mnist-ipc1"]
     for row in results["rows"]:
         assert 0.0 <= row["metrics"]["test_acc"] <= 1.0
+    assert all(row["setting"]["outer"] == 1 for row in results["rows"])  # --set outer=1 reached every arm
     assert results["rows"][0]["metrics"]["condense_seconds"] == 0.0
     assert results["rows"][1]["metrics"]["condense_seconds"] > 0.0
     assert json.loads((out / "results.json").read_text())["experiment"] == "dcc"
@@ -112,19 +109,18 @@ def test_summary_table_lists_mean_std_per_dataset_and_method() -> None:
     assert "40.0 ± 10.0 (3)" in next(line for line in table if line.startswith("| clutter, ipc 10 |"))
 
 
-def test_module_command_reports_bad_input_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from contrastkit.reproduce.experiments import dcc
+def test_reproduce_command_reports_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What the old private dcc command refused, `contrastkit reproduce dcc` refuses in one line, exit 2."""
+    from contrastkit.cli import main
 
     bad = [
-        ["--summary", str(tmp_path / "none.json")],
         ["--arms", "dm-*", "--out", str(tmp_path)],
         ["--arms", "dc-mnist-ipc1", "--out", str(tmp_path / "o"), "--merge", str(tmp_path / "none")],
+        ["--arms", "dc-mnist-ipc1", "--out", str(tmp_path / "p"), "--set", "outer"],
+        ["--arms", "dc-mnist-ipc1", "--out", str(tmp_path / "q"), "--set", "outer=[1"],
     ]
     for argv in bad:
-        monkeypatch.setattr("sys.argv", ["dcc", *argv])
-        assert dcc._main_with_one_line_errors() == 2
+        assert main(["reproduce", "dcc", *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith("contrastkit: error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "o" / "results.json").exists()  # a refused merge writes nothing

@@ -12,6 +12,7 @@ import torch
 
 from contrastkit.methods import DirectCLR, SimCLR
 from contrastkit.reproduce import artifacts_in, get_experiment, load_artifact_json
+from contrastkit.reproduce.arms import arm_config, config_arm_runner
 from contrastkit.reproduce.experiments import directclr as exp
 
 
@@ -28,13 +29,16 @@ def test_arms_cover_the_issue_grid_and_share_everything_but_the_loss_space_and_v
         assert {f"mlp-{aug}", f"linear-{aug}", f"none-{aug}"} <= names
         assert {f"directclr-d{d}-{aug}" for d in (16, 32, 64)} <= names  # D/8, D/4, D/2 of D = 128
     assert "random-init" in names
-    configs = [exp.arm_config(arm.setting, seed=1, steps=7) for arm in exp.ARMS]
-    shared = _without(configs[0], "name", "method", "augment")
+    configs = [arm_config(exp.BASE, arm, seed=1, quick=False) for arm in exp.ARMS]
+    shared = _without(configs[0], "method", "augment")
     for cfg in configs:
-        assert _without(cfg, "name", "method", "augment") == shared
+        assert _without(cfg, "method", "augment") == shared
         assert cfg.method.temperature == 0.1 and cfg.method.negatives == "cross_view"
-    assert configs[0].trainer.max_steps == 7 and configs[0].trainer.seed == 1
-    assert exp.AUGMENTATIONS["strong"]["min_scale"] < exp.AUGMENTATIONS["weak"]["min_scale"]
+    assert configs[0].trainer.max_steps == 250 and configs[0].trainer.seed == 1
+    assert arm_config(exp.BASE, exp.ARMS[0], 0, True, exp.QUICK).trainer.max_steps == 25
+    strong = arm_config(exp.BASE, exp.ARMS[-2], 0, False).augment
+    weak = arm_config(exp.BASE, exp.ARMS[0], 0, False).augment
+    assert strong.min_scale < weak.min_scale and strong.strength > weak.strength == 0.0
 
 
 @pytest.mark.parametrize(
@@ -42,14 +46,17 @@ def test_arms_cover_the_issue_grid_and_share_everything_but_the_loss_space_and_v
     [("mlp", SimCLR, 128), ("linear", SimCLR, 128), ("none", SimCLR, 128), ("directclr-d32", DirectCLR, 32)],
 )
 def test_each_loss_space_builds_the_right_method(space: str, cls: type, dim: int) -> None:
+    from contrastkit.data import ImageDataset
     from contrastkit.train.builders import build_method
 
-    cfg = exp.arm_config({"loss_space": space, "augment": "weak"}, seed=0, steps=1)
-    method = build_method(cfg, 28, 1).eval()
+    arm = next(a for a in exp.ARMS if a.name == f"{space}-weak")
+    cfg = arm_config(exp.BASE, arm, seed=0, quick=True)
+    train = ImageDataset(torch.rand(4, 1, 28, 28), None, [], "noise")
+    method = build_method(cfg, train).eval()
     assert isinstance(method, cls)
     with torch.no_grad():
         z = method(torch.rand(3, 1, 28, 28))
-        r = method.backbone(torch.rand(3, 1, 28, 28))
+        r = method.embed(torch.rand(3, 1, 28, 28))
     assert z.shape == (3, dim) and r.shape == (3, exp.FEATURES)
 
 
@@ -79,15 +86,14 @@ def test_a_tiny_run_evaluates_both_spaces_and_saves_spectra(monkeypatch: pytest.
 
     if not any(info.name == "fashion-mnist" and info.installed for info in available()):
         pytest.skip("fashion-mnist is not installed (make data)")
-    torch.manual_seed(0)
-    monkeypatch.setattr(exp, "STEPS_QUICK", 2)
     monkeypatch.setattr(exp, "EVAL_QUICK", (200, 100))
+    run = config_arm_runner(exp.BASE, exp.evaluate_arm, ["trainer.max_steps=2"])
     arm = next(a for a in exp.ARMS if a.name == "directclr-d16-strong")
     reference = next(a for a in exp.ARMS if a.name == "random-init")
     with artifacts_in(tmp_path):
-        out = exp.run(arm, 0, True)
-        init_a = exp.run(reference, 0, True)
-        init_b = exp.run(reference, 0, True)
+        out = run(arm, 0, True)
+        init_a = run(reference, 0, True)
+        init_b = run(reference, 0, True)
         spectra = load_artifact_json("spectra-directclr-d16-strong-seed0")
     assert out["loss_space_dim"] == 16 and init_a["loss_space_dim"] == exp.FEATURES
     assert len(spectra["representation"]) == exp.FEATURES and len(spectra["loss_space"]) == 16

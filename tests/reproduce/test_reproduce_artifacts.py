@@ -19,7 +19,7 @@ from contrastkit.reproduce import (
     run_experiment,
     save_artifact_json,
 )
-from contrastkit.train.report import pyplot, save_figure
+from contrastkit.train.plots import pyplot, save_figure
 
 
 def _run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:

@@ -1,8 +1,8 @@
-"""`reproduce supercon`: arms and profiles, a tiny end-to-end run on synthetic images, stage-1 reuse, claims."""
+"""`contrastkit reproduce supercon`: arms as config overlays, two engine stages, claims and summary tables."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -12,9 +12,14 @@ import torch
 
 from contrastkit.data import ImageDataset
 from contrastkit.reproduce import Arm, Experiment, get_experiment, run_experiment
+from contrastkit.reproduce.arms import arm_config
+from contrastkit.reproduce.experiments import _supercon_arms as arms
 from contrastkit.reproduce.experiments import supercon as sc
+from contrastkit.reproduce.experiments._supercon_report import summary_tables
+from contrastkit.train import builders
 
-COUNTS = [24, 10, 6]
+COUNTS = [24, 12, 6]
+TINY = ["data.batch_size=16", "model.width=4"]
 
 
 def _toy(counts: list[int], seed: int) -> ImageDataset:
@@ -27,13 +32,14 @@ def _toy(counts: list[int], seed: int) -> ImageDataset:
     return ImageDataset(images.clamp(0, 1), labels, [f"c{c}" for c in range(len(counts))], "toy")
 
 
-def _splits(profile: str, seed: int, quick: bool) -> tuple[ImageDataset, ImageDataset, list[int]]:
-    return _toy(COUNTS, seed), _toy([8, 8, 8], 100 + seed), list(COUNTS)
+def _toy_data(cfg: Any) -> builders.Data:
+    seed = cfg.trainer.seed
+    return builders.Data(_toy(COUNTS, seed), _toy([8, 8, 8], 100 + seed))
 
 
 def test_arms_profiles_and_settings() -> None:
     exp = get_experiment("supercon")
-    assert len(exp.arms) == len(sc.METHODS) * len(sc.PROFILES) == 32
+    assert len(exp.arms) == len(arms.METHODS) * len(arms.PROFILES) == 32
     names = {a.name for a in exp.arms}
     for profile in ("exp10", "exp50", "exp100", "ham"):
         for method in ("ce", "weighted_ce", "focal", "class_balanced", "supercon", "supercon_focal"):
@@ -41,68 +47,67 @@ def test_arms_profiles_and_settings() -> None:
     settings = {a.name: a.setting for a in exp.arms}
     assert settings["supercon-ham"]["stage2_loss"] == "ce" and settings["supercon-ham"]["freeze_encoder"] is True
     assert settings["supercon_ft-ham"]["freeze_encoder"] is False
-    assert {settings[f"{m}-ham"]["stage2_loss"] for m in sc.SUPERCON_ARMS} == {"ce", "focal", "class_balanced"}
-    assert sc.profile_counts("ham", quick=False) == [3353, 557, 550, 257, 164, 71, 58]
-    exp100 = sc.profile_counts("exp100", quick=False)
+    assert {settings[f"{m}-ham"]["stage2_loss"] for m in arms.SUPERCON_ARMS} == {"ce", "focal", "class_balanced"}
+    assert arms.profile_counts("ham", quick=False) == [3353, 557, 550, 257, 164, 71, 58]
+    exp100 = arms.profile_counts("exp100", quick=False)
     assert len(exp100) == 10 and exp100[0] == 1000 and exp100[-1] == 10
-    assert sc.profile_counts("exp10", quick=True)[0] / sc.profile_counts("exp10", quick=True)[-1] == 10
+    assert arms.profile_counts("exp10", quick=True)[0] / arms.profile_counts("exp10", quick=True)[-1] == 10
     with pytest.raises(ValueError, match="unknown profile"):
-        sc.profile_counts("exp", quick=True)
+        arms.profile_counts("exp", quick=True)
 
 
-@pytest.mark.parametrize("method", sc.METHODS)
-def test_every_arm_trains_and_evaluates_on_tiny_data(method: str) -> None:
-    train, test, counts = _splits("toy", 0, True)
-    setting = {"method": method, **sc.SUPERCON_ARMS.get(method, {})}
-    report, reused = sc.train_and_evaluate(setting, train, test, counts, 0, 3, width=4, batch_size=16)
-    assert reused == 0.0
-    assert set(report) == {"macro_f1", "weighted_f1", "auc_macro_ovr", "balanced_accuracy", "accuracy",
-                           "per_class_recall"}  # fmt: skip
-    assert len(report["per_class_recall"]) == 3
-    assert all(0.0 <= report[k] <= 1.0 for k in ("macro_f1", "auc_macro_ovr", "balanced_accuracy"))
-
-
-def test_reused_stage1_gives_the_same_result_as_a_fresh_one() -> None:
-    train, test, counts = _splits("toy", 1, True)
-    kwargs: dict[str, Any] = {"width": 4, "batch_size": 16}
-    focal = {"method": "supercon_focal", **sc.SUPERCON_ARMS["supercon_focal"]}
-    fresh, _ = sc.train_and_evaluate(focal, train, test, counts, 1, 3, **kwargs)
-    sc._STAGE1_CACHE.clear()
-    ce = {"method": "supercon", **sc.SUPERCON_ARMS["supercon"]}
-    sc.train_and_evaluate(ce, train, test, counts, 1, 3, cache_key=("test",), **kwargs)
-    reused_report, reused = sc.train_and_evaluate(focal, train, test, counts, 1, 3, cache_key=("test",), **kwargs)
-    sc._STAGE1_CACHE.clear()
-    assert reused > 0.0
-    assert reused_report == fresh
-    # the class-balanced sampler switch runs stage 1 on balanced batches
-    balanced = {**ce, "sampler": "class_balanced"}
-    report, _ = sc.train_and_evaluate(balanced, train, test, counts, 1, 3, **kwargs)
-    assert 0.0 <= report["macro_f1"] <= 1.0
-    with pytest.raises(ValueError, match="sampler"):
-        sc.train_and_evaluate({**ce, "sampler": "weighted"}, train, test, counts, 1, 3, **kwargs)
-    with pytest.raises(ValueError, match="epochs"):
-        sc.train_and_evaluate(ce, train, test, counts, 1, 1, **kwargs)
-    with pytest.raises(ValueError, match="unknown method"):
-        sc.train_and_evaluate({"method": "svm"}, train, test, counts, 1, 3, **kwargs)
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_arm_is_the_base_config_with_method_data_and_epoch_overrides(quick: bool) -> None:
+    """Arms differ from the base only in method, data subset and epochs; SuperCon's stages split the budget."""
+    budget = "quick" if quick else "full"
+    shared = None
+    for arm in get_experiment("supercon").arms:
+        cfg = arm_config("supercon", arm, 3, quick)
+        profile = arm.setting["profile"]
+        assert cfg.data.class_counts == arms.profile_counts(profile, quick) and cfg.trainer.seed == 3
+        assert cfg.data.eval_per_class == arms.TEST_PER_CLASS[budget]
+        rest = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("method", "data", "trainer", "schedule")}
+        shared = shared or rest
+        assert rest == shared
+        assert cfg.method.name == "supervised" and cfg.schedule.warmup_fraction == pytest.approx(
+            1 / cfg.trainer.max_epochs
+        )
+        if "stage1" in arm.setting:
+            stage1 = arm_config(
+                "supercon",
+                Arm("s1", {"overrides": arm.setting["stage1"], "overrides_quick": arm.setting["stage1_quick"]}),
+                3,
+                quick,
+            )
+            assert stage1.method.name == "supercon" and stage1.method.temperature == 0.1
+            assert stage1.trainer.max_epochs + cfg.trainer.max_epochs == arms.EPOCHS[budget]
+            assert cfg.method.loss == arm.setting["stage2_loss"]
+            assert cfg.method.freeze_encoder is arm.setting["freeze_encoder"]
+        else:
+            assert cfg.method.loss == arm.setting["method"] and cfg.trainer.max_epochs == arms.EPOCHS[budget]
 
 
 def test_tiny_end_to_end_run_writes_results_report_and_plots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sc, "make_splits", _splits)
-    arms = [Arm(f"{m}-ham", {"method": m, "profile": "ham", "epochs": 2, **sc.SUPERCON_ARMS.get(m, {})})
-            for m in ("ce", "supercon", "supercon_focal")]  # fmt: skip
-    exp = Experiment("supercon-tiny", "test", arms, sc.METRICS, sc.run, sc.claims, "macro_f1", sc.figures)
+    monkeypatch.setattr(builders, "build_data", _toy_data)
+    monkeypatch.setattr(sc, "QUICK", TINY)
+    chosen = [a for a in sc.ARMS if a.name in ("ce-ham", "supercon-ham", "supercon_focal-ham")]
+    exp = Experiment(
+        "supercon-tiny", "test", chosen, sc.METRICS, sc.run, sc.claims, "macro_f1", sc.figures, sc.arm_commands
+    )
     results = run_experiment(exp, seeds=1, quick=True, out=tmp_path, command="pytest")
     assert [r["arm"] for r in results["rows"]] == ["ce-ham", "supercon-ham", "supercon_focal-ham"]
     metrics = results["rows"][1]["metrics"]
     assert set(metrics) == {m.name for m in sc.METRICS} and metrics["seconds"] > 0
-    # supercon_focal reused supercon's stage 1 and still counts its time
+    # supercon_focal reused supercon's stage 1 (one exported backbone) and still counts its time
+    assert sorted(p.name for p in (tmp_path / "artifacts").glob("stage1-*")) == [
+        "stage1-ham-seed0.json", "stage1-ham-seed0.pt"
+    ]  # fmt: skip
     assert results["rows"][2]["metrics"]["seconds"] >= 0.5 * metrics["seconds"]
     assert len(results["claims"]) == 4 and all(c["verdict"] == "inconclusive" for c in results["claims"])
-    saved = json.loads((tmp_path / "artifacts" / "supercon-ham-seed0.json").read_text())
-    assert saved["class_counts"] == COUNTS and len(saved["per_class_recall"]) == 3
     assert (tmp_path / "plots" / "per_class_recall.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "paired_differences.png").stat().st_size > 1000
-    assert "per_class_recall.png" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "per_class_recall.png" in report and "model.init_from=runs/supercon-ham-stage1-seed0" in report
 
 
 def _rows(gain: dict[str, float], noise: float = 0.01) -> list[dict[str, Any]]:
@@ -143,12 +148,12 @@ def test_summary_tables_give_per_profile_means_paired_differences_and_verdicts()
     for r in rows:
         r["metrics"].update(balanced_accuracy=0.5, tail3_recall=0.25, seconds=10.0)
     results = {"rows": rows, "claims": [c.to_dict() for c in sc.claims(rows)]}
-    text = sc.summary_tables(results)
+    text = summary_tables(results)
     assert "| method | exp10 | exp50 | exp100 | ham |" in text
     assert "| tail3_recall" not in text and "| supercon_ft | 25.0 ± 0.0 |" in text
     line = next(x for x in text.splitlines() if x.startswith("| supercon − ce |"))
     assert line.count("(R)") == 4 and line.count("| +") == 4
     line = next(x for x in text.splitlines() if x.startswith("| supercon_focal − focal |"))
     assert line.count("(N)") == 4 and line.count("| -") == 4
-    partial = sc.summary_tables({"rows": [r for r in rows if r["setting"]["profile"] == "ham"], "claims": []})
+    partial = summary_tables({"rows": [r for r in rows if r["setting"]["profile"] == "ham"], "claims": []})
     assert "| method | ham |" in partial and "(not judged)" in partial

@@ -21,6 +21,7 @@ the ``run`` function, so that listing experiments stays cheap::
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import json
 import pkgutil
@@ -93,6 +94,7 @@ class Claim:
 RunFn = Callable[[Arm, int, bool], Mapping[str, float]]
 ClaimsFn = Callable[[list[dict[str, Any]]], Sequence[Claim]]
 FiguresFn = Callable[[dict[str, Any], Path, bool], Sequence[Path]]
+ArmCommandFn = Callable[[Arm, int, bool], str]
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,9 @@ class Experiment:
     ``figures(results, directory, quick) -> [png paths]`` (optional) draws what is not a per-arm bar chart (spectra,
     per-class recalls, image grids) into ``directory / "plots"`` after the claims, usually from what ``run`` saved
     with :func:`contrastkit.reproduce.save_artifact_json`; the report links every returned path.
+
+    ``arm_command(arm, seed, quick) -> str`` (optional) is the command that trains an arm by hand (for arms that are
+    config overlays, ``contrastkit train BASE.yaml --set ...``: :func:`contrastkit.reproduce.arms.arm_command`).
     """
 
     name: str
@@ -116,6 +121,7 @@ class Experiment:
     claims: ClaimsFn
     primary_metric: str
     figures: FiguresFn | None = None
+    arm_command: ArmCommandFn | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.replace("_", "").replace("-", "").isalnum():
@@ -132,6 +138,20 @@ class Experiment:
             raise ValueError(f"experiment {self.name!r}: run and claims must be callables")
         if self.figures is not None and not callable(self.figures):
             raise ValueError(f"experiment {self.name!r}: figures must be a callable or None")
+
+    def rerun_command(self, arm: Arm, seed: int, quick: bool) -> str:
+        """``contrastkit reproduce NAME --arms ARM --only-seed SEED``: one arm and seed of this experiment."""
+        return f"contrastkit reproduce {self.name} --arms {arm.name} --only-seed {seed}" + (" --quick" if quick else "")
+
+    def select_arms(self, patterns: Sequence[str]) -> list[Arm]:
+        """The arms whose names match any of the shell-style ``patterns`` (declaration order)."""
+        chosen = [arm for arm in self.arms if any(fnmatch.fnmatchcase(arm.name, p) for p in patterns)]
+        if not chosen:
+            raise ValueError(
+                f"no arm matches {list(patterns)} in experiment {self.name!r}; its {len(self.arms)} arms look like "
+                f"{', '.join(a.name for a in self.arms[:3])}"
+            )
+        return chosen
 
     def metric(self, name: str) -> Metric | None:
         """The declared :class:`Metric` called ``name`` (None for an undeclared extra metric)."""

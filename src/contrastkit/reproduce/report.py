@@ -14,7 +14,7 @@ from typing import Any
 from contrastkit._io import atomic_write_text, check_writable_dir
 from contrastkit.reproduce.experiment import Experiment
 from contrastkit.reproduce.stats import VERDICT_RULE, mean_std, metric_values, paired_differences, sign_count
-from contrastkit.train.report import pyplot, save_figure
+from contrastkit.train.plots import pyplot, save_figure
 
 __all__ = ["write_reproduction_report", "plot_arms"]
 
@@ -133,10 +133,15 @@ def write_reproduction_report(
             f"**Run incomplete: {_cell(failure)}.** {len(rows)} finished rows are kept in results.json; "
             "rerun the command to complete it.",
         ]
-    lines += ["", "## Arms", "", "| Arm | Setting |", "|---|---|"]
+    lines += ["", "## Arms", "", "Re-run one arm and seed with the first command; the second (where shown) trains the",
+              "same weights by hand.", "", "| Arm | Re-run (seed 0) | Setting |", "|---|---|---|"]  # fmt: skip
     for i, arm in enumerate(experiment.arms):
         note = " (baseline)" if i == 0 else ""
-        lines.append(f"| {_cell(arm.name)}{note} | `{_cell(json.dumps(dict(arm.setting), sort_keys=True))}` |")
+        rerun = f"`{_cell(experiment.rerun_command(arm, 0, quick))}`"
+        if experiment.arm_command is not None:
+            rerun += f"<br>`{_cell(experiment.arm_command(arm, 0, quick))}`"
+        setting = _cell(json.dumps(dict(arm.setting), sort_keys=True))
+        lines.append(f"| {_cell(arm.name)}{note} | {rerun} | `{setting}` |")
     lines += ["", "## Metrics"]
     for metric in _metrics(experiment, rows):
         lines += _metric_section(experiment, rows, metric, directory)

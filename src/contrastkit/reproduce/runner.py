@@ -22,18 +22,19 @@ parallel processes) into one folder; a ``resume=True`` run there then judges the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shlex
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from contrastkit._io import atomic_write_text, check_writable_dir
 from contrastkit.reproduce.artifacts import artifacts_in
-from contrastkit.reproduce.experiment import Claim, Experiment, get_experiment
+from contrastkit.reproduce.experiment import Arm, Claim, Experiment, get_experiment
 from contrastkit.reproduce.report import write_reproduction_report
 
 __all__ = ["merge_runs", "rerun_command", "run_experiment"]
@@ -107,9 +108,10 @@ def _is_quick(results: dict[str, Any]) -> bool:
 
 
 def _finished_rows(
-    experiment: Experiment, directory: Path, seeds: int, quick: bool
+    experiment: Experiment, directory: Path, seeds: int | None, quick: bool
 ) -> tuple[list[dict[str, Any]], float]:
-    """Rows of an earlier run in ``directory`` that this run would produce again, and that run's seconds."""
+    """Rows of an earlier run in ``directory`` of the experiment's arms (and of seeds ``< seeds`` unless None), and
+    that run's seconds."""
     if not (directory / "results.json").is_file():
         return [], 0.0
     previous = _read_results(directory)
@@ -125,7 +127,8 @@ def _finished_rows(
             "their rows must not mix, pick another --out"
         )
     wanted = {(arm.name, json.dumps(dict(arm.setting), sort_keys=True)) for arm in experiment.arms}
-    kept = [row for row in previous["rows"] if _row_key(row)[:2] in wanted and 0 <= _row_key(row)[2] < seeds]
+    kept = [row for row in previous["rows"]
+            if _row_key(row)[:2] in wanted and (seeds is None or 0 <= _row_key(row)[2] < seeds)]  # fmt: skip
     return kept, float(previous.get("seconds", 0.0))
 
 
@@ -180,18 +183,24 @@ def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
 def run_experiment(
     name_or_experiment: str | Experiment,
     *,
-    seeds: int = 3,
+    seeds: int | Sequence[int] = 3,
     quick: bool = False,
     out: str | Path,
     command: str,
     progress: Callable[[str], None] | None = None,
     resume: bool = False,
+    arms: Sequence[str] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every arm of the experiment with seeds ``0 .. seeds-1``; write ``out/results.json`` and ``out/report.md``.
 
     Args:
         name_or_experiment: a registered name or an :class:`Experiment`.
-        seeds: number of seeds per arm (>= 3 for a verdict other than "inconclusive").
+        seeds: number of seeds per arm (>= 3 for a verdict other than "inconclusive"), or the list of seeds to run.
+        arms: shell-style patterns of the arms to run (None: all). With a pattern or a seed list, ``resume`` keeps
+            every finished row of the experiment's arms, so one arm and seed can be re-run into a finished run.
+        settings: entries added to (or replacing those of) every arm's setting, e.g. ``{"outer": 100}``; the rows
+            record them, and only rows with the same settings are resumed.
         quick: passed to ``run``: a smoke-test budget.
         out: output directory (created); gets results.json, report.md and plots/<metric>.png.
         command: the command line that reproduces this run (recorded in both files).
@@ -204,8 +213,19 @@ def run_experiment(
     experiment = name_or_experiment
     if not isinstance(experiment, Experiment):
         experiment = get_experiment(experiment)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
+    if settings:
+        changed = [Arm(arm.name, {**arm.setting, **settings}) for arm in experiment.arms]
+        experiment = dataclasses.replace(experiment, arms=changed)
+    subset = arms is not None or not isinstance(seeds, int)
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
+        seed_list = list(range(seeds))
+    else:
+        seed_list = sorted({int(s) for s in seeds})
+        if not seed_list or min(seed_list) < 0:
+            raise ValueError(f"seeds must be a count >= 1 or a non-empty list of seeds >= 0, got {seeds!r}")
+    selected = experiment.select_arms(arms) if arms is not None else list(experiment.arms)
     if not isinstance(command, str) or not command:
         raise ValueError("command must be the non-empty command line that reproduces the run")
     directory = check_writable_dir(out, what="output directory")
@@ -217,16 +237,15 @@ def run_experiment(
         "rows": [],
         "claims": [],
     }
-    run_order = {(arm.name, seed): i for i, (seed, arm) in
-                 enumerate((seed, arm) for seed in range(seeds) for arm in experiment.arms)}  # fmt: skip
+    arm_index = {arm.name: i for i, arm in enumerate(experiment.arms)}
 
-    def in_run_order(row: dict[str, Any]) -> int:
-        return run_order[(row["arm"], int(row["seed"]))]
+    def in_run_order(row: dict[str, Any]) -> tuple[int, int]:
+        return int(row["seed"]), arm_index[row["arm"]]
 
     done: set[tuple[str, int]] = set()
     earlier_seconds = 0.0
     if resume:
-        kept, earlier_seconds = _finished_rows(experiment, directory, seeds, quick)
+        kept, earlier_seconds = _finished_rows(experiment, directory, None if subset else len(seed_list), quick)
         results["rows"] = sorted(kept, key=in_run_order)
         done = {(row["arm"], int(row["seed"])) for row in kept}
         if progress is not None:
@@ -236,8 +255,8 @@ def run_experiment(
     figures: list[Path] = []
     try:
         with artifacts_in(directory / "artifacts"):
-            for seed in range(seeds):
-                for arm in experiment.arms:
+            for seed in seed_list:
+                for arm in selected:
                     if (arm.name, seed) in done:
                         continue
                     current = (arm.name, seed)

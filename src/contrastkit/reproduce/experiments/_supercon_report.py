@@ -1,7 +1,6 @@
 """Presentation of ``contrastkit reproduce supercon`` results: the per-class recall and paired-difference figures
-and the Markdown summary tables for docs/results.md (the experiment itself is
-:mod:`contrastkit.reproduce.experiments.supercon`; its names are imported inside the functions, so this module
-loads first without a cycle)."""
+and the Markdown summary tables for docs/results.md (the experiment is :mod:`.supercon`, its arms
+:mod:`._supercon_arms`)."""
 
 from __future__ import annotations
 
@@ -9,6 +8,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from contrastkit.reproduce.experiments._supercon_arms import (
+    BASELINES,
+    CLAIM_METRICS,
+    CLAIMED,
+    METHODS,
+    PROFILES,
+    claim_text,
+)
 from contrastkit.reproduce.stats import paired_differences
 
 __all__ = ["figures", "summary_tables"]
@@ -18,8 +25,7 @@ def figures(results: dict[str, Any], directory: Path, quick: bool) -> list[Path]
     """``plots/per_class_recall.png`` (mean test recall per class, head to tail, per method and profile) and
     ``plots/paired_differences.png`` (per-seed differences claimed-arm - baseline on macro-F1 and AUC)."""
     from contrastkit.reproduce.artifacts import load_artifact_json
-    from contrastkit.reproduce.experiments.supercon import BASELINES, CLAIM_METRICS, CLAIMED, METHODS, PROFILES
-    from contrastkit.train.report import pyplot, save_figure
+    from contrastkit.train.plots import pyplot, save_figure
 
     plt = pyplot()
     rows = results["rows"]
@@ -86,14 +92,6 @@ def summary_tables(results: Mapping[str, Any]) -> str:
     """
     import statistics
 
-    from contrastkit.reproduce.experiments.supercon import (
-        BASELINES,
-        CLAIM_METRICS,
-        CLAIMED,
-        METHODS,
-        PROFILES,
-        claim_text,
-    )
 
     rows = list(results["rows"])
     arms = {r["arm"] for r in rows}

@@ -12,40 +12,41 @@ baselines on long-tailed Fashion-MNIST (SuperCon, Chen, Zhuang & Chang, arXiv 22
 No validation split is used: every arm trains for a fixed, pre-declared budget and nothing is selected, neither on
 validation nor on test data; class weights come from the training counts only.
 
+Every arm, and each SuperCon stage, is the base config ``reproduce/configs/supercon.yaml`` plus overrides
+(:mod:`._supercon_arms`; the report prints each arm's ``contrastkit train`` commands) and trains through the engine.
+
 **Shared by every arm**: the backbone (DC ConvNet, width 32, depth 3, BatchNorm, 288-d features), the views
 (``simclr_views(28, 1, min_scale=0.5)``: crop scale (0.5, 1), flip, brightness/contrast 0.4 with p 0.8), the
 optimiser (SGD momentum 0.9, nesterov, lr 0.05 x batch / 256, weight decay 5e-4, one warm-up epoch then cosine to
 0, restarted for each stage), batch 256 (random order, last partial batch dropped), bf16 autocast where the CPU has
 it, the same initial backbone weights for a given seed, and the same **epoch budget** E = 20 passes over the
-training set (quick 6). E was lowered from the 30 of the first draft to 20 for every arm alike, so that the
-32 arms x 3 seeds fit in about 40 minutes on one otherwise idle CPU thread (measured on one thread: ``ce-ham`` 44 s,
-``supercon-ham`` 72 s with its stage 1, the other SuperCon arms of a profile 6-20 s each; about 13.5 minutes
-per seed for all 32 arms). ``--quick`` takes about 1.5 minutes per seed and is a smoke test, not evidence.
+training set (quick 6; lowered from the first draft's 30 for every arm alike, to fit a 2-core CPU). ``--quick`` is
+a smoke test, not evidence.
 
 **Arms** (``METHOD-PROFILE``; 8 methods x 4 profiles):
 
 * ``ce``, ``weighted_ce`` (inverse frequency, ``F.cross_entropy(weight=w)``), ``focal`` (gamma 2, no alpha),
   ``class_balanced`` (Cui et al., beta 0.999): end to end on one view for E epochs;
-* SuperCon: stage 1 SupCon L_out (tau 0.1 as spec §7.2, tau_base 0.07 as SupContrast, two views, all anchors,
-  projection 288 -> 288 -> 128) for E1 = round(2E/3) = 13 epochs, then stage 2 for E - E1 = 7 epochs:
+* SuperCon: stage 1 SupCon L_out (tau 0.1 as spec §7.2, tau_base 0.07 as Khosla et al., NeurIPS 2020, two views,
+  all anchors, projection 288 -> 288 -> 128) for E1 = round(2E/3) = 13 epochs, then stage 2 for E - E1 = 7 epochs:
 
-  * ``supercon``: CE on the FROZEN encoder (SupContrast's linear evaluation; the spec's default switches) -- the
-    primary SuperCon arm of the claims;
+  * ``supercon``: CE on the FROZEN encoder (the linear evaluation protocol of Khosla et al., NeurIPS 2020; the
+    spec's default switches) -- the primary SuperCon arm of the claims;
   * ``supercon_focal``: focal (gamma 2) on the frozen encoder, the spec's "SuperCon-like" reading (§7.3 arm 6),
     also judged in the claims;
   * ``supercon_cb``: class-balanced CE (beta 0.999) on the frozen encoder (§7.3 arm 7);
   * ``supercon_ft``: focal with the encoder fine-tuned (``freeze_encoder=false``; §7.3 arm 8 -- the stage-2 loss
     is fixed in advance to focal, not picked as "the best" on test data).
 
-  The four SuperCon arms of one (profile, seed) share one stage 1 (it is trained once per process and reused:
-  same seed, same data, so it would be identical anyway); stage 2 reseeds its RNGs so each arm's result does not
-  depend on which arm ran first. What is equal across arms is the number of passes over the training images;
-  stage 1 draws two views per image, so SuperCon spends about 2 x 13 + 7 x (1/3 when frozen: forward only) backbone
-  passes against the baselines' 20 (its ``seconds`` include the shared stage 1).
+  The four SuperCon arms of one (profile, seed) share one stage 1: it is trained once, its backbone exported to
+  the artifacts and reused (same config, so it would be identical anyway); stage 2 starts from it through
+  ``model.init_from``, as ``contrastkit train ... --set model.init_from=STAGE1_RUN`` does. What is equal across
+  arms is the number of passes over the training images; stage 1 draws two views per image, so SuperCon spends
+  about 2 x 13 + 7 x (1/3 when frozen: forward only) backbone passes against the baselines' 20 (its ``seconds``
+  include the shared stage 1).
 
-The CICL class-balanced batch sampler (``sampler: class_balanced``, §7.3 arm 9) is a switch of the SuperCon arms
-(``contrastkit.data.ClassBalancedBatchSampler``) but not run here: it would need its own stage 1 per profile and
-seed.
+The CICL class-balanced batch sampler (``data.sampler: class_balanced``, §7.3 arm 9) is a config switch but not
+run here: it would need its own stage 1 per profile and seed.
 
 **Metrics** on the test split: macro-F1, macro one-vs-rest AUC (softmax scores), balanced accuracy, accuracy,
 weighted-F1 (reference only; on a balanced test split it equals macro-F1), the mean recall of the 3 classes with the
@@ -59,52 +60,25 @@ macro OvR AUC (one-sided paired t-test over seeds, margin 0): 2 x 4 x 4 x 2 = 64
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Mapping, Sequence
 from typing import Any
 
+from contrastkit.reproduce.arms import arm_config, arm_overrides, base_config_path, train_arm, train_command
+from contrastkit.reproduce.artifacts import artifact_path, load_artifact_json, save_artifact_json
 from contrastkit.reproduce.experiment import Arm, Claim, Experiment, Metric, register_experiment
-from contrastkit.reproduce.experiments._supercon_report import figures, summary_tables  # noqa: F401 (re-exported)
+from contrastkit.reproduce.experiments._supercon_arms import (
+    ARMS,
+    BASE,
+    BASELINES,
+    CLAIM_METRICS,
+    CLAIMED,
+    PROFILES,
+    claim_text,
+)
+from contrastkit.reproduce.experiments._supercon_report import figures
 from contrastkit.reproduce.stats import compare_arms
 
-BASELINES = ("ce", "weighted_ce", "focal", "class_balanced")
-SUPERCON_ARMS: dict[str, dict[str, Any]] = {
-    "supercon": {"stage2_loss": "ce", "freeze_encoder": True, "sampler": "random"},
-    "supercon_focal": {"stage2_loss": "focal", "freeze_encoder": True, "sampler": "random"},
-    "supercon_cb": {"stage2_loss": "class_balanced", "freeze_encoder": True, "sampler": "random"},
-    "supercon_ft": {"stage2_loss": "focal", "freeze_encoder": False, "sampler": "random"},
-}
-CLAIMED = ("supercon", "supercon_focal")
-METHODS = (*BASELINES, *SUPERCON_ARMS)
-PROFILES = ("exp10", "exp50", "exp100", "ham")
-HAM_SCALE = {"full": 0.5, "quick": 0.1}
-EXP_N_MAX = {"full": 1000, "quick": 300}
-EPOCHS = {"full": 20, "quick": 6}
-TEST_PER_CLASS = {"full": 1000, "quick": 200}
-STAGE1_SHARE = 2 / 3
-BATCH = 256
-LR = 0.05
-WEIGHT_DECAY = 5e-4
-TEMPERATURE = 0.1
-BASE_TEMPERATURE = 0.07
-FOCAL_GAMMA = 2.0
-CB_BETA = 0.999
-WIDTH = 32
-STAGE2_SEED_OFFSET = 1_000_003
-
-
-def _arms() -> list[Arm]:
-    arms = []
-    for profile in PROFILES:
-        for method in METHODS:
-            setting: dict[str, Any] = {"method": method, "profile": profile}
-            setting.update(SUPERCON_ARMS.get(method, {}))
-            arms.append(Arm(f"{method}-{profile}", setting))
-    return arms
-
-
-ARMS = _arms()
+QUICK: list[str] = []  # budget overrides of --quick besides each arm's own (tests shrink the model here)
 _TEST = "official balanced t10k split of the profile's classes (1,000 per class; quick 200)"
 METRICS = [
     Metric("macro_f1", f"sklearn f1_score(average='macro') of argmax predictions; {_TEST}"),
@@ -119,228 +93,68 @@ METRICS = [
 ]  # fmt: skip
 
 
-def profile_counts(profile: str, quick: bool) -> list[int]:
-    """Training images per class (label order) of ``profile`` (see the module docstring)."""
-    from contrastkit.data import HAM10000_COUNTS, long_tailed_counts, scale_profile
-
-    budget = "quick" if quick else "full"
-    if profile == "ham":
-        return scale_profile(HAM10000_COUNTS, HAM_SCALE[budget])
-    if profile.startswith("exp") and profile[3:].isdigit():
-        return long_tailed_counts(EXP_N_MAX[budget], 10, float(profile[3:]))
-    raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-
-
-def _fashion(split: str) -> Any:
-    from contrastkit.data import load
-
-    cache = _fashion.__dict__.setdefault("cache", {})
-    if split not in cache:
-        cache[split] = load("fashion-mnist", split)
-    return cache[split]
-
-
-def make_splits(profile: str, seed: int, quick: bool) -> tuple[Any, Any, list[int]]:
-    """``(train, test, counts)``: the seeded long-tailed training subset and the balanced test subset."""
-    from contrastkit.data import long_tailed_subset
-
-    counts = profile_counts(profile, quick)
-    train = long_tailed_subset(_fashion("train"), counts, seed=seed)
-    per_class = TEST_PER_CLASS["quick" if quick else "full"]
-    test = long_tailed_subset(_fashion("test"), [per_class] * len(counts), seed=seed)
-    return train, test, counts
-
-
-def _batches(labels: Any, epoch: int, generator: Any, sampler: Any | None, batch_size: int) -> list[Any]:
-    """Index batches of one epoch: ``sampler``'s class-balanced ones, or a random permutation (drop_last)."""
-    import torch
-
-    if sampler is not None:
-        sampler.set_epoch(epoch)
-        return [torch.tensor(b) for b in sampler]
-    n = labels.shape[0]
-    order = torch.randperm(n, generator=generator)
-    size = min(batch_size, n)
-    return [order[i : i + size] for i in range(0, n - size + 1, size)]
-
-
-def fit(
-    model: Any,
-    params: Sequence[Any],
-    train: Any,
-    epochs: int,
-    generator: Any,
-    *,
-    sampler: Any | None = None,
-    batch_size: int = BATCH,
-) -> None:
-    """Train ``model.training_step((images, labels))`` for ``epochs`` passes over ``train`` (an ImageDataset).
-
-    SGD (momentum 0.9, nesterov, lr ``LR * batch / 256``, weight decay ``WEIGHT_DECAY``) on ``params`` with a
-    one-epoch linear warm-up, then cosine decay to 0 at the last step; bf16 autocast where it is fast.
-    """
-    import torch
-
-    from contrastkit.accel import autocast
-
-    if epochs < 1:
-        return
-    per_epoch = len(_batches(train.labels, 0, torch.Generator().manual_seed(0), sampler, batch_size))
-    total = per_epoch * epochs
-    optimizer = torch.optim.SGD(
-        params, lr=LR * batch_size / 256, momentum=0.9, nesterov=True, weight_decay=WEIGHT_DECAY
-    )
-
-    def factor(step: int) -> float:
-        if step < per_epoch:
-            return (step + 1) / per_epoch
-        return 0.5 * (1 + math.cos(math.pi * (step - per_epoch) / max(1, total - per_epoch)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    model.train()
-    for epoch in range(epochs):
-        for index in _batches(train.labels, epoch, generator, sampler, batch_size):
-            images = train.images[index].contiguous(memory_format=torch.channels_last)
-            with autocast(images.device, "auto"):
-                out = model.training_step((images, train.labels[index]))
-            loss = out["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-
-
 def evaluate_classifier(classifier: Any, test: Any) -> dict[str, Any]:
     """:func:`contrastkit.evaluate.imbalanced_classification_report` of ``classifier``'s softmax on ``test``."""
     import torch
 
-    from contrastkit.accel import autocast
-    from contrastkit.evaluate import imbalanced_classification_report
+    from contrastkit.evaluate import extract_features, imbalanced_classification_report
 
-    classifier.eval()
-    with torch.no_grad(), autocast(test.images.device, "auto"):
-        logits = torch.cat([classifier(chunk.contiguous(memory_format=torch.channels_last)).float()
-                            for chunk in test.images.split(1000)])  # fmt: skip
+    logits = extract_features(classifier, test.images, batch_size=1000, precision="auto")
     return imbalanced_classification_report(test.labels, torch.softmax(logits, dim=1))
 
 
-_STAGE1_CACHE: dict[tuple[Any, ...], tuple[dict[str, Any], float]] = {}
+def stage1_backbone(arm: Arm, seed: int, quick: bool) -> tuple[str, float, bool]:
+    """The exported stage-1 backbone of ``arm`` at ``seed`` (an artifact, trained once and shared by the SuperCon
+    arms with the same stage-1 config), the seconds its training took, and whether it was reused."""
+    from contrastkit.models import export_backbone
+    from contrastkit.train import load_config
 
-
-def train_and_evaluate(
-    setting: Mapping[str, Any],
-    train: Any,
-    test: Any,
-    counts: Sequence[int],
-    seed: int,
-    epochs: int,
-    *,
-    width: int = WIDTH,
-    batch_size: int = BATCH,
-    cache_key: tuple[Any, ...] | None = None,
-) -> tuple[dict[str, Any], float]:
-    """Train one arm's ``setting`` on ``train`` (ImageDataset, 1 x 28 x 28) and evaluate it on ``test``.
-
-    ``setting["method"]`` is a baseline loss or a SuperCon arm (with ``stage2_loss``, ``freeze_encoder``,
-    ``sampler``); ``counts`` [K] are the training images per class (for the class weights). SuperCon's stage 1 is
-    reused from an earlier call with the same non-None ``cache_key`` (the backbone weights after stage 1).
-
-    Returns ``(report, reused_seconds)``: the metric report of :func:`evaluate_classifier` (``per_class_recall``
-    included) and the seconds of a REUSED stage 1 (0 when this call trained everything it used).
-    """
-    import torch
-
-    from contrastkit.accel import channels_last
-    from contrastkit.augment import simclr_views
-    from contrastkit.data import ClassBalancedBatchSampler
-    from contrastkit.methods import SuperCon, SupervisedClassifier, supercon_classifier
-    from contrastkit.models import ConvNet
-
-    method = str(setting["method"])
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < (2 if method in SUPERCON_ARMS else 1):
-        raise ValueError(f"epochs must be an int >= 1 (>= 2 for SuperCon's two stages), got {epochs!r}")
-    num_classes = len(counts)
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    backbone = channels_last(ConvNet(1, 28, width=width, depth=3, norm="batchnorm"))
-    views = simclr_views(28, 1, min_scale=0.5)
-    if method not in SUPERCON_ARMS:
-        model = SupervisedClassifier(
-            backbone, views, num_classes, loss=method, class_counts=list(counts), focal_gamma=FOCAL_GAMMA,
-            cb_beta=CB_BETA,
-        )  # fmt: skip
-        fit(model, model.trainable_parameters(), train, epochs, generator, batch_size=batch_size)
-        return evaluate_classifier(model, test), 0.0
-
-    epochs1 = min(epochs - 1, max(1, round(epochs * STAGE1_SHARE)))
-    sampler_name = str(setting.get("sampler", "random"))
-    if sampler_name not in ("random", "class_balanced"):
-        raise ValueError(f"sampler must be 'random' or 'class_balanced', got {sampler_name!r}")
-    stage1 = SuperCon(backbone, views, temperature=TEMPERATURE, base_temperature=BASE_TEMPERATURE)
-    key = None if cache_key is None else (*cache_key, seed, epochs1, sampler_name, width, batch_size)
-    reused = 0.0
-    if key is not None and key in _STAGE1_CACHE:
-        state, reused = _STAGE1_CACHE[key]
-        stage1.backbone.load_state_dict(state)
-    else:
-        start = time.perf_counter()
-        sampler = None
-        if sampler_name == "class_balanced":
-            sampler = ClassBalancedBatchSampler(train.labels, batch_size, seed=seed)
-        fit(stage1, list(stage1.parameters()), train, epochs1, generator, sampler=sampler, batch_size=batch_size)
-        if key is not None:
-            _STAGE1_CACHE.clear()  # one stage 1 at a time: the runner finishes a seed's arms before the next
-            state = {k: v.detach().clone() for k, v in stage1.backbone.state_dict().items()}
-            _STAGE1_CACHE[key] = (state, time.perf_counter() - start)
-    # stage 2 starts from fixed RNG states, so a reused stage 1 gives the same result as a fresh one
-    torch.manual_seed(seed + STAGE2_SEED_OFFSET)
-    generator = torch.Generator().manual_seed(seed + STAGE2_SEED_OFFSET)
-    model = supercon_classifier(
-        stage1, num_classes, stage2_loss=str(setting.get("stage2_loss", "ce")),
-        freeze_encoder=bool(setting.get("freeze_encoder", True)), class_counts=list(counts), views=views,
-        focal_gamma=FOCAL_GAMMA, cb_beta=CB_BETA,
-    )  # fmt: skip
-    fit(model, model.trainable_parameters(), train, epochs - epochs1, generator, batch_size=batch_size)
-    return evaluate_classifier(model, test), reused
+    overrides = arm_overrides(arm, seed, quick, QUICK, stage="stage1")
+    name = f"stage1-{arm.setting['profile']}-seed{seed}"
+    path = artifact_path(f"{name}.pt")
+    try:
+        record = load_artifact_json(name)
+    except (FileNotFoundError, ValueError):
+        record = {}
+    if record.get("overrides") == overrides and path.is_file():
+        return str(path), float(record["seconds"]), True
+    start = time.perf_counter()
+    method, _ = train_arm(load_config(base_config_path(BASE), overrides))
+    export_backbone(method.backbone, path, metadata={"overrides": overrides})
+    seconds = time.perf_counter() - start
+    save_artifact_json(name, {"overrides": overrides, "seconds": seconds})
+    return str(path), seconds, False
 
 
 def run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
-    """Train and evaluate ``arm`` (see the module docstring); saves ``{arm}-seed{seed}`` per-class recalls."""
-    from contrastkit.reproduce.artifacts import save_artifact_json
-
+    """Train and evaluate ``arm``; saves ``{arm}-seed{seed}`` per-class recalls."""
     start = time.perf_counter()
-    setting = arm.setting
-    profile = str(setting["profile"])
-    train, test, counts = make_splits(profile, seed, quick)
-    epochs = int(setting.get("epochs", EPOCHS["quick" if quick else "full"]))
-    cache_key = ("supercon-stage1", profile, quick)
-    report, reused_seconds = train_and_evaluate(setting, train, test, counts, seed, epochs, cache_key=cache_key)
+    extra, reused = [], 0.0
+    if "stage1" in arm.setting:
+        path, stage1_seconds, was_reused = stage1_backbone(arm, seed, quick)
+        reused = stage1_seconds if was_reused else 0.0
+        extra = [f"model.init_from={path}"]
+    method, data = train_arm(arm_config(BASE, arm, seed, quick, QUICK, extra=extra))
+    report = evaluate_classifier(method, data.eval)
     recall = list(report.pop("per_class_recall"))
+    counts = data.train.class_counts().tolist()
     tail = sorted(range(len(counts)), key=lambda c: (counts[c], -c))[:3]
     metrics = {k: float(v) for k, v in report.items()}
     metrics["tail3_recall"] = sum(recall[c] for c in tail) / len(tail)
-    metrics["seconds"] = time.perf_counter() - start + reused_seconds
-    save_artifact_json(f"{arm.name}-seed{seed}", {"arm": arm.name, "seed": seed, "setting": dict(setting),
+    metrics["seconds"] = time.perf_counter() - start + reused
+    save_artifact_json(f"{arm.name}-seed{seed}", {"arm": arm.name, "seed": seed, "setting": dict(arm.setting),
                                                   "class_counts": counts, "per_class_recall": recall})  # fmt: skip
     return metrics
 
 
-_DESCRIPTIONS = {
-    "supercon": "SuperCon (SupCon -> CE on the frozen encoder)",
-    "supercon_focal": "SuperCon-focal (SupCon -> focal on the frozen encoder)",
-}
-
-
-CLAIM_METRICS = (("macro_f1", "macro-F1"), ("auc_macro_ovr", "macro OvR AUC"))
-
-
-def claim_text(profile: str, method: str, baseline: str, label: str) -> str:
-    """The text of one claim; :func:`summary_tables` finds a claim's verdict by this text."""
-    return f"{profile}: {_DESCRIPTIONS[method]} beats {baseline} on {label}"
+def arm_commands(arm: Arm, seed: int, quick: bool) -> str:
+    """The ``contrastkit train`` command(s) of ``arm``: stage 1 into a run directory, then stage 2 from it."""
+    stage2 = arm_overrides(arm, seed, quick, QUICK)
+    if "stage1" not in arm.setting:
+        return train_command(BASE, stage2)
+    out = f"runs/{arm.name}-stage1-seed{seed}"
+    return (train_command(BASE, arm_overrides(arm, seed, quick, QUICK, stage="stage1"), out) + " && "
+            + train_command(BASE, [*stage2, f"model.init_from={out}"]))  # fmt: skip
 
 
 def claims(rows: list[dict[str, Any]]) -> list[Claim]:
@@ -379,5 +193,6 @@ EXPERIMENT = register_experiment(
         claims=claims,
         primary_metric="macro_f1",
         figures=figures,
+        arm_command=arm_commands,
     )
 )
