@@ -83,6 +83,17 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
     "export from a folder that is not a run": lambda w: ["export", str(w / "notarun"), "--out", str(w / "b.pt")],
     "export into a missing directory": lambda w: ["export", str(w / "run"), "--out", str(w / "no" / "dir" / "b.pt")],
     "unknown experiment": lambda w: ["reproduce", "no-such-paper"],
+    # the keys of the engine, the data sources, the method registry and model.init_from
+    "unknown sampler": train("data.sampler=nope"),
+    "no batches to accumulate": train("trainer.accumulate_grad_batches=0"),
+    "negative clipping norm": train("trainer.gradient_clip_norm=-1"),
+    "empty class counts": train("data.class_counts=[]"),
+    "more class counts than classes": train("data.class_counts=[5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5]"),
+    "a class with fewer images than its count": train("data.class_counts=[5000, 5]"),
+    "unknown loss of the supervised method": train("method.name=supervised", "method.loss=nope"),
+    "init_from a missing path": train("model.init_from=/nonexistent"),
+    "init_from a folder that is not a run": lambda w: train(f"model.init_from={w / 'notarun'}")(w),
+    "init_from another architecture": lambda w: train(f"model.init_from={w / 'run'}", "model.width=0.25")(w),
 }
 
 

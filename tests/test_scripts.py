@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -26,6 +27,7 @@ def load_script(relative: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -132,3 +134,38 @@ def test_step_profile_without_the_fused_batch_norm(tmp_path: Path) -> None:
         "channels_last + bf16"
     ]["relu"]
     assert "fused_batch_norm_relu_forward_ms" in unfused["kernels"]
+
+
+def test_momentum_method_example_registers_and_its_ema_hook_runs_after_each_step() -> None:
+    """The architecture doc's example: one file registers a method; the engine calls its on_step_end hook after
+    every optimiser step, so the momentum encoder is exactly m * before + (1 - m) * online-after-the-step."""
+    import torch
+
+    from contrastkit.method_registry import recipes
+    from contrastkit.train import config_from_dict
+    from contrastkit.train.builders import build_engine
+
+    load_script("examples/momentum_method.py")
+    assert "momentum_example" in recipes()
+    cfg = config_from_dict({
+        "data": {"name": "digits", "eval_split": None, "batch_size": 32},
+        "model": {"width": 0.125, "norm": "group", "projection_dim": 16},
+        "method": {"name": "momentum_example", "momentum": 0.9},
+        "optim": {"name": "sgd", "lr": 0.1},
+        "schedule": {"warmup_fraction": 0.0},
+        "trainer": {"accelerator": "cpu", "precision": "32", "max_steps": 2, "channels_last": False},
+        "monitor": {"knn_every_epochs": 0},
+    })  # fmt: skip
+    engine, module, _ = build_engine(cfg)
+    method = module.method
+    assert {id(p) for g in engine.optimizers[0].param_groups for p in g["params"]}.isdisjoint(
+        id(p) for p in method.momentum_backbone.parameters()
+    )  # the momentum encoder is not optimised
+    engine.start()
+    before = [p.detach().clone() for p in method.momentum_backbone.parameters()]
+    engine.step()
+    momentum, online_params = list(method.momentum_backbone.parameters()), list(method.backbone.parameters())
+    for target, old, online in zip(momentum, before, online_params, strict=True):
+        torch.testing.assert_close(target, 0.9 * old + 0.1 * online, rtol=0, atol=1e-6)
+    moved = sum(float((t - o).abs().sum()) for t, o in zip(method.momentum_backbone.parameters(), before, strict=True))
+    assert moved > 0

@@ -1,6 +1,6 @@
 """Rank utilities and a gradient-exact all-gather for batch-contrastive losses under DDP.
 
-The pattern (lightly / solo-learn / VISSL, see ``specs/anchors.md`` §3.2): with ``W`` ranks, rank ``r`` holds
+The pattern (see ``specs/anchors.md`` §3.2): with ``W`` ranks, rank ``r`` holds
 a local batch ``z_r`` of ``n_r`` rows. A loss computes its LOCAL anchors (rows) against the GLOBAL keys
 (columns) ``cat(z_0, ..., z_{W-1})`` obtained with :func:`gather_with_grad`:
 
@@ -11,8 +11,8 @@ a local batch ``z_r`` of ``n_r`` rows. A loss computes its LOCAL anchors (rows) 
 
 If the loss on rank ``r`` is ``L_r`` and the global objective is ``L = (1/W) sum_r L_r``, DDP's gradient
 averaging then yields exactly ``dL/dtheta`` (the single-process gradient of the global-batch loss). Returning
-only the own slice without the all_reduce (mmselfsup) loses the cross-rank terms; that is the bug of lightly
-#1528.
+only the own slice without the all_reduce loses the cross-rank terms (the gradients that the other ranks'
+anchors send to this rank's rows), so the gradient is no longer that of the global-batch loss.
 
 Local batches may have different sizes on different ranks: sizes are exchanged first and tensors are padded to
 the largest one for the collective, then trimmed. Every function here is a no-op when ``torch.distributed`` is
@@ -116,8 +116,8 @@ def gather_with_grad(x: Tensor) -> Tensor:
 
     Backward sums the gradient over ranks (all_reduce SUM) and returns this rank's rows, so that DDP-averaged
     parameter gradients equal the single-process gradient of the global-batch loss (module docstring).
-    Non-contiguous inputs are made contiguous first (cf. PyTorch issue #120386). Returns ``x`` itself when not
-    distributed.
+    Non-contiguous inputs are made contiguous first (collectives reject them, or on some backends gather them
+    wrongly). Returns ``x`` itself when not distributed.
     """
     if not _active():
         return x

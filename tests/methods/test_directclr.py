@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from contrastkit.data import Batch, ImageDataset
 from contrastkit.evaluate import collapse_report, effective_rank
-from contrastkit.methods import DirectCLR, Method, SimCLR, ViewBatch
+from contrastkit.methods import DirectCLR, Method, SimCLR
 from contrastkit.models import ConvNet
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -59,14 +60,14 @@ def test_loss_is_infonce_of_the_first_d0_dims(negatives: str, hand: object) -> N
     torch.manual_seed(3)
     method = DirectCLR(FlatBackbone().double(), None, d0=2, temperature=0.3, negatives=negatives)
     x1, x2 = torch.randn(5, 1, 2, 2, dtype=torch.float64), torch.randn(5, 1, 2, 2, dtype=torch.float64)
-    out = method.training_step((x1, x2))
+    out = method.training_step(Batch(views=(x1, x2)))
     expected = hand(x1.flatten(1)[:, :2], x2.flatten(1)[:, :2], 0.3)  # type: ignore[operator]
     assert abs(float(out["loss"].detach()) - expected) < 1e-10
     # the dims beyond d0 do not enter the loss: changing them leaves it unchanged
     y1, y2 = x1.clone(), x2.clone()
     y1.view(5, 4)[:, 2:] = 7.0
     y2.view(5, 4)[:, 2:] = -3.0
-    torch.testing.assert_close(method.training_step(ViewBatch((y1, y2)))["loss"], out["loss"])
+    torch.testing.assert_close(method.training_step(Batch(views=(y1, y2)))["loss"], out["loss"])
     assert out["embeddings"].shape == (5, 4) and not out["embeddings"].requires_grad
 
 
@@ -75,7 +76,7 @@ def test_closed_form_on_orthonormal_pairs() -> None:
     views = torch.eye(4, dtype=torch.float64).view(4, 1, 2, 2)
     for negatives, value in (("cross_view", 0.340753), ("ntxent", 0.594438)):
         method = DirectCLR(FlatBackbone().double(), None, d0=4, temperature=0.5, negatives=negatives)
-        assert abs(float(method.training_step((views, views))["loss"].detach()) - value) < 1e-6
+        assert abs(float(method.training_step(Batch(views=(views, views)))["loss"].detach()) - value) < 1e-6
 
 
 def test_gradient_reaches_only_the_first_d0_dims_of_the_representation() -> None:
@@ -91,7 +92,7 @@ def test_gradient_reaches_only_the_first_d0_dims_of_the_representation() -> None
     # through a shared trunk, weights feeding only the dropped dim still get no gradient from that dim's row,
     # while the rows feeding the slice do
     x = torch.randn(6, 1, 2, 2, dtype=torch.float64)
-    method.training_step((x, x + 0.1 * torch.randn_like(x)))["loss"].backward()
+    method.training_step(Batch(views=(x, x + 0.1 * torch.randn_like(x))))["loss"].backward()
     grad = method.backbone.linear.weight.grad
     assert torch.equal(grad[3], torch.zeros(4, dtype=torch.float64)) and grad[:3].abs().sum() > 1e-3
 
@@ -106,10 +107,10 @@ def test_bad_d0_raises_one_line(d0: object) -> None:
 def test_bad_negatives_and_batches() -> None:
     with pytest.raises(ValueError, match="negatives must be one of"):
         DirectCLR(FlatBackbone(), None, d0=2, negatives="both")
-    with pytest.raises(ValueError, match="two ready views"):
+    with pytest.raises(ValueError, match="no view pipeline: pass ready views"):
         DirectCLR(FlatBackbone(), None, d0=2).training_step(torch.rand(4, 1, 2, 2))
-    with pytest.raises(ValueError, match="DirectCLR trains on 2 views"):
-        DirectCLR(FlatBackbone(), None, d0=2).training_step(ViewBatch((torch.rand(4, 1, 2, 2),)))
+    with pytest.raises(ValueError, match="DirectCLR trains on 2 view"):
+        DirectCLR(FlatBackbone(), None, d0=2).training_step(Batch(views=(torch.rand(4, 1, 2, 2),)))
 
 
 def test_speaks_the_protocol_with_views_and_learns_through_the_trunk() -> None:
@@ -151,7 +152,9 @@ def test_simclr_default_is_unchanged_mlp_and_cross_view_switch() -> None:
     assert mlp.projector == "mlp" and mlp.negatives == "ntxent"
     cross = SimCLR(FlatBackbone().double(), None, projector="none", negatives="cross_view", temperature=0.3)
     direct = DirectCLR(FlatBackbone().double(), None, d0=4, temperature=0.3)
-    torch.testing.assert_close(cross.training_step((x1, x2))["loss"], direct.training_step((x1, x2))["loss"])
+    torch.testing.assert_close(
+        cross.training_step(Batch(views=(x1, x2)))["loss"], direct.training_step(Batch(views=(x1, x2)))["loss"]
+    )
     with pytest.raises(ValueError, match="projector must be one of"):
         SimCLR(FlatBackbone(), None, projector="deep")
 
@@ -166,12 +169,13 @@ def test_directclr_config_loads_and_builds() -> None:
     overrides = ["data.name=digits", "data.batch_size=32", "trainer.time_budget_minutes=null", "trainer.max_steps=2"]
     cfg = load_config(CONFIGS / "directclr_fashion_mnist.yaml", overrides)
     assert cfg.method.name == "directclr" and cfg.method.d0 == 32  # type: ignore[attr-defined]
-    method = build_method(cfg, image_size=8, channels=1)
+    train = ImageDataset(torch.rand(40, 1, 8, 8), None, [], "test/train")
+    method = build_method(cfg, train)
     assert isinstance(method, DirectCLR) and method.d0 == 32 and method.negatives == "cross_view"
     with pytest.raises(ConfigError, match="method.negatives must be one of"):
         load_config(CONFIGS / "directclr_fashion_mnist.yaml", [*overrides, "method.negatives=all"])
     with pytest.raises(ValueError, match="d0 must be an int in"):
-        build_method(load_config(CONFIGS / "directclr_fashion_mnist.yaml", [*overrides, "method.d0=999"]), 8, 1)
+        build_method(load_config(CONFIGS / "directclr_fashion_mnist.yaml", [*overrides, "method.d0=999"]), train)
 
 
 def test_collapse_report_counts_collapsed_and_dead_dims() -> None:

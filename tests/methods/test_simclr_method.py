@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from contrastkit.augment import simclr_views
-from contrastkit.data import load
+from contrastkit.data import Batch, load
 from contrastkit.losses import nt_xent
 from contrastkit.methods import Method, SimCLR
 from contrastkit.models import ConvNet, resnet18
@@ -25,7 +25,7 @@ def test_speaks_the_method_protocol() -> None:
 def test_training_step_is_nt_xent_of_the_projections() -> None:
     method = tiny_method(views=None, temperature=0.3)
     x1, x2 = torch.rand(6, 1, 8, 8), torch.rand(6, 1, 8, 8)
-    out = method.training_step((x1, x2))
+    out = method.training_step(Batch(views=(x1, x2)))
     z = method(torch.cat([x1, x2]))  # BN statistics of the joint batch, as in the step
     expected = nt_xent(z[:6], z[6:], temperature=0.3)
     torch.testing.assert_close(out["loss"], expected)
@@ -56,7 +56,7 @@ def test_learning_on_digits_lowers_the_loss() -> None:
 
     def held_out_loss() -> float:
         with torch.no_grad():  # train-mode BN statistics of the fixed batch, as during training
-            return float(method.training_step(tuple(fixed))["loss"])
+            return float(method.training_step(Batch(views=tuple(fixed)))["loss"])
 
     method.views = None
     before = held_out_loss()
@@ -78,7 +78,8 @@ def test_learning_on_digits_lowers_the_loss() -> None:
         (lambda: tiny_method(), torch.rand(1, 1, 8, 8), "at least 2"),
         (lambda: tiny_method(), torch.rand(4, 3, 8, 8), "channel"),
         (lambda: tiny_method(), torch.rand(4, 8, 8), "dimensions"),
-        (lambda: tiny_method(views=None), torch.rand(4, 1, 8, 8), "two ready views"),
+        (lambda: tiny_method(views=None), torch.rand(4, 1, 8, 8), "no view pipeline: pass ready views"),
+        (lambda: tiny_method(views=None), Batch(views=(torch.rand(4, 1, 8, 8),)), "trains on 2 view"),
         (lambda: tiny_method(), "not a tensor", "batch must be"),
     ],
 )

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from contrastkit.augment import simclr_views
-from contrastkit.losses import ClassBalancedLoss, FocalLoss, nt_xent, supcon
-from contrastkit.methods import CLASSIFICATION_LOSSES, SuperCon, SupervisedClassifier, ViewBatch, supercon_classifier
+from contrastkit.data import Batch
+from contrastkit.losses import CLASSIFICATION_LOSSES, ClassBalancedLoss, FocalLoss, nt_xent, supcon
+from contrastkit.methods import SuperCon, SupervisedClassifier, supercon_classifier
 from contrastkit.models import ConvNet
 
 
@@ -22,12 +23,12 @@ def test_step_is_supcon_of_the_projections_over_all_anchors() -> None:
     method = tiny(views=None, temperature=0.2, base_temperature=0.07)
     v1, v2 = torch.rand(6, 1, 8, 8), torch.rand(6, 1, 8, 8)
     labels = torch.tensor([0, 1, 0, 2, 1, 0])
-    out = method.training_step((v1, v2, labels))
+    out = method.training_step(Batch(views=(v1, v2), labels=labels))
     z = method(torch.cat([v1, v2]))  # BN statistics of the joint batch, as in the step
     expected = supcon(z, labels.repeat(2), 0.2, 0.07, reduction="none").mean()
     torch.testing.assert_close(out["loss"], expected)
     assert out["embeddings"].shape == (6, method.backbone.num_features)
-    again = method.training_step(ViewBatch((v1, v2), labels))
+    again = method.training_step({"views": [v1, v2], "labels": labels})  # a loader's mapping
     torch.testing.assert_close(again["loss"], expected)
 
 
@@ -38,7 +39,7 @@ def test_equals_nt_xent_when_each_class_is_the_two_views_of_one_image() -> None:
         for reduction in ("all_anchors", "nonzero_anchors"):
             method = tiny(views=None, temperature=tau, base_temperature=tau, supcon_reduction=reduction).double()
             v1, v2 = torch.rand(5, 1, 8, 8, dtype=torch.float64), torch.rand(5, 1, 8, 8, dtype=torch.float64)
-            loss = method.training_step((v1, v2, torch.tensor([4, 0, 3, 1, 2])))["loss"]
+            loss = method.training_step(Batch(views=(v1, v2), labels=torch.tensor([4, 0, 3, 1, 2])))["loss"]
             z = method(torch.cat([v1, v2]))
             torch.testing.assert_close(loss, nt_xent(z[:5], z[5:], tau), rtol=1e-12, atol=1e-12)
     # with tau != tau_base the loss is NT-Xent scaled by tau / tau_base
@@ -135,7 +136,7 @@ def test_stage2_freeze_encoder(freeze: bool) -> None:
         (lambda: tiny(base_temperature=-1.0), "base_temperature"),
         (lambda: SuperCon(torch.nn.Identity(), None), "num_features"),
         (lambda: tiny().training_step(torch.rand(4, 1, 8, 8)), "supervised"),
-        (lambda: tiny(views=None).training_step((torch.rand(4, 1, 8, 8), torch.arange(4))), "view1, view2, labels"),
+        (lambda: tiny(views=None).training_step((torch.rand(4, 1, 8, 8), torch.arange(4))), "no view pipeline"),
         (lambda: tiny().training_step((torch.rand(4, 1, 8, 8), torch.arange(3))), "entries"),
         (lambda: supercon_classifier(tiny(), 3, stage2_loss="weighted_ce"), "class_counts"),
         (lambda: supercon_classifier(tiny(), 3, stage2_loss="hinge"), "loss must be one of"),

@@ -6,8 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from contrastkit.losses import class_balanced_weights, focal_loss, inverse_frequency_weights
-from contrastkit.methods import CLASSIFICATION_LOSSES, SupervisedClassifier, build_classification_loss
+from contrastkit.losses import (
+    CLASSIFICATION_LOSSES,
+    build_classification_loss,
+    class_balanced_weights,
+    focal_loss,
+    inverse_frequency_weights,
+)
+from contrastkit.methods import SupervisedClassifier
 from contrastkit.models import ConvNet
 
 COUNTS = [40, 10, 3]

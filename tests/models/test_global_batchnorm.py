@@ -11,7 +11,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from contrastkit.augment import simclr_views
-from contrastkit.methods import SimCLR, ViewBatch
+from contrastkit.data import Batch
+from contrastkit.methods import SimCLR
 from contrastkit.models import GlobalBatchNorm, convert_to_global_batchnorm, resnet18
 
 
@@ -24,7 +25,7 @@ def make_method(global_bn: bool) -> SimCLR:
 
 def gradients(method: SimCLR, views: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
     method.zero_grad()
-    method.training_step(ViewBatch(views))["loss"].backward()
+    method.training_step(Batch(views=views))["loss"].backward()
     return {k: p.grad.detach().clone() for k, p in method.named_parameters()}
 
 

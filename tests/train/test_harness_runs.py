@@ -14,8 +14,7 @@ import torch
 
 from contrastkit.cli import main
 from contrastkit.models import load_backbone
-from contrastkit.train.checkpoint import load_training_checkpoint
-from contrastkit.train.run_dir import backbone_of
+from contrastkit.train.checkpoint import backbone_of, load_training_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs" / "tiny_test.yaml")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from contrastkit.data import ImageDataset
-from contrastkit.train import load_config
+from contrastkit.train import Config, load_config
 from contrastkit.train.callbacks import Callback, CollapseMonitor, MonitorContext, build_callbacks
 from contrastkit.train.loop import fit
 
@@ -110,18 +110,18 @@ def test_the_training_step_runs_in_the_precision_asked_for(
     tmp_path: Path, precision: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """trainer.precision=bf16 really trains under bf16 autocast (Fabric's marked methods skip it on their own)."""
-    import contrastkit.train.loop as loop
+    import contrastkit.train.builders as builders
 
     probes: list[_AutocastProbe] = []
-    build = loop.build_method
+    build = builders.build_method
 
-    def probed(cfg, image_size, channels):
-        method = build(cfg, image_size, channels)
+    def probed(cfg: Config, train: ImageDataset) -> nn.Module:
+        method = build(cfg, train)
         method.backbone = _AutocastProbe(method.backbone)
         probes.append(method.backbone)
         return method
 
-    monkeypatch.setattr(loop, "build_method", probed)
+    monkeypatch.setattr(builders, "build_method", probed)  # what build_engine (and so fit) calls
     cfg = load_config(TINY, ["trainer.max_steps=2", f"trainer.precision={precision}", "monitor.knn_every_epochs=0"])
     fit(cfg, tmp_path / "run")
     seen = probes[0].seen

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
+from contrastkit import method_registry
+from contrastkit.method_registry import BuildContext, recipes, register_method
+from contrastkit.methods import SimCLRConfig, SupervisedConfig
 from contrastkit.train.config import (
     CHOICES,
-    METHOD_CONFIGS,
     AugmentConfig,
     Config,
     ConfigError,
@@ -27,13 +29,12 @@ from contrastkit.train.config import (
     MonitorConfig,
     OptimConfig,
     ScheduleConfig,
-    SimCLRConfig,
     TrainerConfig,
     config_from_dict,
     config_to_dict,
     dump_config,
     load_config,
-    register_method_config,
+    method_config_class,
     validate_config,
 )
 
@@ -51,11 +52,16 @@ class ToyMethodConfig(MethodConfig):
     queue_sizes: list[int] = field(default_factory=lambda: [4, 8])
 
 
+def build_toy(cfg: ToyMethodConfig, ctx: BuildContext) -> object:
+    raise NotImplementedError("configs only")
+
+
 @pytest.fixture
-def toy_method() -> Iterator[type[ToyMethodConfig]]:
-    register_method_config(ToyMethodConfig)
+def toy_method(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[ToyMethodConfig]]:
+    """Registers the toy method in a copy of the registry (the built-in methods first), restored afterwards."""
+    monkeypatch.setattr(method_registry, "_RECIPES", dict(recipes()))
+    register_method(ToyMethodConfig, build_toy)
     yield ToyMethodConfig
-    METHOD_CONFIGS.pop("toy", None)
 
 
 def minimal(**sections: Any) -> dict[str, Any]:
@@ -112,7 +118,8 @@ def test_dict_round_trip(path: Path) -> None:
     d = config_to_dict(cfg)
     assert config_from_dict(d) == cfg
     assert config_to_dict(config_from_dict(copy.deepcopy(d))) == d
-    assert d["method"]["name"] in METHOD_CONFIGS and set(d) == {f.name for f in dataclasses.fields(Config)}
+    assert method_config_class(d["method"]) is type(cfg.method)
+    assert set(d) == {f.name for f in dataclasses.fields(Config)}
 
 
 def test_dump_then_load_is_identity_and_atomic(tmp_path: Path) -> None:
@@ -220,18 +227,26 @@ def test_unknown_method_key_in_a_file_is_still_an_error(toy_method: type[ToyMeth
         config_from_dict(minimal(method={"name": "toy", "gather_distributed": True}))
 
 
-def test_register_method_config_rejects_bad_classes(toy_method: type[ToyMethodConfig]) -> None:
-    register_method_config(ToyMethodConfig)  # the same class again is fine
+def test_register_method_rejects_bad_classes(toy_method: type[ToyMethodConfig]) -> None:
+    register_method(ToyMethodConfig, build_toy)  # the same class again is fine
 
     @dataclass
     class OtherToy(MethodConfig):
         name: str = "toy"
 
+    @dataclass
+    class Nameless(MethodConfig):
+        temperature: float = 0.1
+
     with pytest.raises(ValueError, match="already registered by ToyMethodConfig"):
-        register_method_config(OtherToy)
+        register_method(OtherToy, build_toy)
     with pytest.raises(ValueError, match="@dataclass subclass of MethodConfig"):
-        register_method_config(dict)  # type: ignore[arg-type]
-    assert METHOD_CONFIGS["toy"] is ToyMethodConfig
+        register_method(dict, build_toy)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs a default for `name`"):
+        register_method(Nameless, build_toy)
+    with pytest.raises(ValueError, match="must be callable"):
+        register_method(ToyMethodConfig, "build_toy")  # type: ignore[arg-type]
+    assert recipes()["toy"].config is ToyMethodConfig and method_config_class({"name": "toy"}) is ToyMethodConfig
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -255,7 +270,7 @@ BAD_DICTS: list[tuple[dict[str, Any], str]] = [
     (minimal(trainer={"precision": 16}), "trainer.precision: expected str, got int 16"),
     (minimal(trainer={"strategy": "fsdp"}), "trainer.strategy must be one of auto, ddp, got 'fsdp'"),
     (minimal(model={"norm": "layer"}), "model.norm must be one of batch, group, none, got 'layer'"),
-    (minimal(model={"backbone": "vit"}), "model.backbone must be one of resnet18, resnet34, resnet50, got 'vit'"),
+    (minimal(model={"backbone": "vit"}), "model.backbone must be one of resnet18, resnet34, resnet50, convnet, got "),
     (minimal(optim={"name": "rmsprop"}), "optim.name must be one of sgd, adam, adamw, lars, got 'rmsprop'"),
     (minimal(data=5), "data must be a mapping of keys, got int 5"),
     (minimal(method=["simclr"]), "method must be a mapping of keys, got list ['simclr']"),
@@ -282,6 +297,28 @@ BAD_DICTS: list[tuple[dict[str, Any], str]] = [
     (minimal(data={"eval_split": None}), "monitor.knn_every_epochs needs data.eval_split"),
     (minimal(name=""), "name must be a non-empty one-line string"),
     (minimal(name=3), "name: expected str, got int 3"),
+    # the keys of the engine, the data sources, the registry's methods and model.init_from
+    (minimal(data={"sampler": "nope"}), "data.sampler must be one of shuffle, class_balanced, got 'nope'"),
+    (minimal(data={"class_counts": []}), "data.class_counts must be a non-empty list of counts >= 1"),
+    (minimal(data={"class_counts": [5, 0]}), "data.class_counts must be a non-empty list of counts >= 1"),
+    (minimal(data={"class_counts": 5}), "data.class_counts: expected list of int or null, got int 5"),
+    (minimal(data={"class_counts": [5], "label_fraction": 0.5}), "data: set class_counts or label_fraction, not both"),
+    (minimal(data={"eval_per_class": 0}), "data.eval_per_class must be >= 1, got 0"),
+    (minimal(trainer={"accumulate_grad_batches": 0}), "trainer.accumulate_grad_batches must be >= 1, got 0"),
+    (minimal(trainer={"gradient_clip_norm": -1}), "trainer.gradient_clip_norm must be > 0, got -1.0"),
+    (minimal(trainer={"gradient_clip_norm": 0}), "trainer.gradient_clip_norm must be > 0, got 0.0"),
+    (minimal(trainer={"deterministic": True}), "unknown key 'trainer.deterministic'"),  # a removed dead key
+    (minimal(model={"init_from": ""}), "model.init_from must be a run directory or checkpoint file, or null"),
+    (minimal(model={"init_from": 3}), "model.init_from: expected str or null, got int 3"),
+    (minimal(model={"depth": 0}), "model.depth must be >= 1, got 0"),
+    (minimal(model={"backbone": "convnet", "width": 8.5}), "model.width is the channel count of the convnet"),
+    (minimal(method={"name": "supervised", "loss": "nope"}), "method.loss must be one of ce, weighted_ce, focal, "),
+    (minimal(method={"name": "supervised", "focal_gamma": -1}), "method.focal_gamma must be >= 0, got -1.0"),
+    (minimal(method={"name": "supervised", "cb_beta": 1}), "method.cb_beta must lie in [0, 1), got 1.0"),
+    (minimal(method={"name": "supervised", "temperature": 0.1}), "unknown key 'method.temperature'"),
+    (minimal(method={"name": "supercon", "base_temperature": 0}), "method.base_temperature must be > 0, got 0.0"),
+    (minimal(method={"name": "supercon", "supcon_reduction": "x"}), "method.supcon_reduction must be one of "),
+    (minimal(method={"name": "directclr", "d0": 0}), "method.d0 must be >= 1, got 0"),
 ]
 
 
@@ -303,6 +340,26 @@ def test_valid_edges_pass() -> None:
         minimal(data={"label_fraction": 1, "eval_split": None}, monitor={"knn_every_epochs": 0}, optim={"momentum": 0})
     )
     assert cfg.data.label_fraction == 1.0 and cfg.monitor.knn_every_epochs == 0.0
+
+
+def test_the_new_keys_accept_their_valid_values() -> None:
+    cfg = config_from_dict(
+        minimal(
+            data={"sampler": "class_balanced", "class_counts": [30, 3], "eval_per_class": 5},
+            model={"backbone": "convnet", "width": 16, "depth": 2, "init_from": "runs/stage1"},
+            method={"name": "supervised", "loss": "class_balanced", "freeze_encoder": True},
+            trainer={"accumulate_grad_batches": 4, "gradient_clip_norm": 1},
+        )
+    )
+    assert (cfg.data.sampler, cfg.data.class_counts, cfg.data.eval_per_class) == ("class_balanced", [30, 3], 5)
+    assert (cfg.model.backbone, cfg.model.width, cfg.model.depth) == ("convnet", 16.0, 2)
+    assert cfg.model.init_from == "runs/stage1"  # checked when the run is built (tests/train/test_builders.py)
+    assert (cfg.trainer.accumulate_grad_batches, cfg.trainer.gradient_clip_norm) == (4, 1.0)
+    assert cfg.method == SupervisedConfig(loss="class_balanced", freeze_encoder=True)
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+    defaults = config_from_dict(minimal())
+    assert (defaults.data.sampler, defaults.data.class_counts, defaults.model.init_from) == ("shuffle", None, None)
+    assert (defaults.trainer.accumulate_grad_batches, defaults.trainer.gradient_clip_norm) == (1, None)
 
 
 def test_top_level_that_is_not_a_mapping() -> None:

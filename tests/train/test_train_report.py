@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from contrastkit.train.report import (
-    MetricsLogger,
-    plot_embedding_map,
-    plot_loss_curve,
-    plot_metric_over_epochs,
-    plot_spectrum,
-    read_metrics,
-    write_run_report,
-)
+from contrastkit.train.metrics_log import MetricsLogger, read_metrics
+from contrastkit.train.plots import plot_embedding_map, plot_loss_curve, plot_metric_over_epochs, plot_spectrum
+from contrastkit.train.report import write_run_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

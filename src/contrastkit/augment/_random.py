@@ -50,9 +50,9 @@ def check_interval(
 ) -> tuple[float, float]:
     """Turn a jitter strength or an explicit ``(low, high)`` interval into a checked interval.
 
-    A scalar ``s`` means ``[center - s, center + s]`` clipped to ``lower`` (the torchvision convention; e.g.
-    brightness 0.4 -> factors in [0.6, 1.4]). ``center=None`` forbids the scalar form. Raises ``ValueError``
-    when the interval is reversed or leaves ``[lower, upper]``.
+    A scalar ``s`` means ``[center - s, center + s]`` clipped to ``lower`` (the colour-jitter convention of
+    SimCLR, Chen et al., ICML 2020, Appendix A; e.g. brightness 0.4 -> factors in [0.6, 1.4]). ``center=None``
+    forbids the scalar form. Raises ``ValueError`` when the interval is reversed or leaves ``[lower, upper]``.
     """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if center is None:

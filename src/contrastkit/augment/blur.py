@@ -5,7 +5,7 @@ Per image ``b``: ``sigma_b ~ U[sigma_min, sigma_max]`` and the normalised 1-D ke
     k_b[t] = exp(-t^2 / (2 sigma_b^2)) / sum_t' exp(-t'^2 / (2 sigma_b^2)),   t = -r..r,  r = kernel_size // 2
 
 is applied along rows then columns (separable) by two grouped convolutions over the ``B * C`` channels of the
-batch (reflect padding, as torchvision). Images that are not selected (probability ``1 - p``) get the delta
+batch (reflect padding). Images that are not selected (probability ``1 - p``) get the delta
 kernel, which returns them unchanged exactly.
 """
 

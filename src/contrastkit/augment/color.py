@@ -1,16 +1,16 @@
 """Batched photometric ops with per-image factors of shape ``[B, 1, 1, 1]`` (input in [0, 1], output clamped).
 
-Follows the torchvision definitions used by SimCLR (Chen et al. 2020, Appendix A) and MoCo v2:
+Follows the colour-jitter definitions of SimCLR (Chen et al., ICML 2020, Appendix A) and MoCo v2:
 
     brightness  y = clamp(f x)                            f ~ U[max(0, 1 - b), 1 + b]
     contrast    y = clamp(f x + (1 - f) mean(luma(x)))    f ~ U[max(0, 1 - c), 1 + c]
     saturation  y = clamp(f x + (1 - f) luma(x))          f ~ U[max(0, 1 - s), 1 + s]
-    luma(x)     = 0.299 R + 0.587 G + 0.114 B             (ITU-R BT.601, as torchvision)
+    luma(x)     = 0.299 R + 0.587 G + 0.114 B             (ITU-R BT.601)
 
 Hue is a rotation by ``2 pi h`` (``h ~ U[-hue, hue]``, in turns) of the chroma plane ``(I, Q)`` of YIQ, which
-keeps the luma and the chroma magnitude; it approximates torchvision's HSV hue shift at a fraction of its cost
+keeps the luma and the chroma magnitude; it approximates a hue shift in HSV space at a fraction of its cost
 (one ``[B, 3, 3]`` matrix per image, one ``bmm``). The jitter order is fixed (brightness, contrast,
-saturation, hue); torchvision permutes it per image. Each op hits an image with probability ``p``; the others
+saturation, hue), not permuted per image. Each op hits an image with probability ``p``; the others
 get neutral factors (1, or the identity colour matrix), which returns them exactly for inputs in [0, 1].
 """
 
@@ -140,8 +140,8 @@ class BrightnessContrast(nn.Module):
     """Brightness then contrast jitter for any channel count (grey, multispectral), with probability ``p``.
 
     ``y = clamp(f_b x)``, then ``y = clamp(f_c y + (1 - f_c) mean_{C,H,W}(y))`` per image. For one channel
-    this equals torchvision's brightness/contrast; for C channels the contrast pivot is the mean over all
-    channels. Shapes: ``[B, C, H, W] -> same``.
+    this equals the brightness/contrast of this module's docstring (luma = the channel); for C channels the
+    contrast pivot is the mean over all channels. Shapes: ``[B, C, H, W] -> same``.
     """
 
     def __init__(

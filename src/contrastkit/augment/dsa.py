@@ -1,12 +1,12 @@
 r"""Differentiable siamese augmentation (DSA; Zhao & Bilen, "Dataset Condensation with Differentiable Siamese
-Augmentation", ICML 2021), with the operations and strengths of the official ``ParamDiffAug``.
+Augmentation", ICML 2021), with the operations and strengths of that paper's experiments.
 
 Parameters are drawn explicitly, once per *group* (a class during matching, an image during evaluation
 training), into a :class:`DSAParams`, and applied with :func:`dsa_apply` to any batch whose images name their
 group: the real and the synthetic batch of class ``c`` get exactly the same transform ("siamese"). Everything is
 differentiable w.r.t. the images (bilinear ``grid_sample`` and elementwise ops).
 
-Mode ``'S'`` of the official code: each group uses **one** op family, drawn uniformly from the strategy
+Mode ``'S'`` of Zhao & Bilen (ICML 2021): each group uses **one** op family, drawn uniformly from the strategy
 (``"color_crop_cutout_flip_scale_rotate"``; use ``"color_crop_cutout_scale_rotate"`` for digits). Families,
 for images ``x [B, C, H, W]`` (``u ~ U[0, 1)`` per group):
 
@@ -42,7 +42,7 @@ DSA_FAMILIES: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "ro
 
 @dataclass(frozen=True)
 class DSAConfig:
-    """Strategy and strengths (defaults: the official ``ParamDiffAug``)."""
+    """Strategy and strengths (defaults: those of Zhao & Bilen, ICML 2021)."""
 
     strategy: str = "color_crop_cutout_flip_scale_rotate"
     prob_flip: float = 0.5
@@ -126,8 +126,8 @@ def sample_dsa_params(
     """Draw one transform per group (see the module docstring).
 
     Every group always consumes the same random numbers, whatever family it draws, so a seeded generator gives
-    the same parameters on any device. ``shared_family=True`` draws one family for all groups (the official
-    non-siamese call during evaluation training: one family per batch, parameters per image).
+    the same parameters on any device. ``shared_family=True`` draws one family for all groups (the non-siamese
+    call during evaluation training of Zhao & Bilen, ICML 2021: one family per batch, parameters per image).
     """
     if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
         raise ValueError(f"num_groups must be an int >= 1, got {num_groups!r}")
@@ -249,7 +249,7 @@ def dsa_random(
     generator: torch.Generator | None = None,
     shared_family: bool = True,
 ) -> Tensor:
-    """Non-siamese DSA: parameters per image (one family per batch by default, as the official evaluation)."""
+    """Non-siamese DSA: parameters per image (one family per batch by default, as in the evaluation of DSA)."""
     x = check_images_fast("images", images)
     params = sample_dsa_params(
         x.shape[0], (x.shape[2], x.shape[3]), config, generator=generator, device=x.device, shared_family=shared_family

@@ -88,7 +88,7 @@ class RandomResizedCrop(nn.Module):
 
     Per image: area fraction ``s ~ U(scale)``, aspect ``r = exp(U(log ratio))``, box ``w = sqrt(s r H W)``,
     ``h = sqrt(s H W / r)``; ten candidates are drawn at once and the first that fits is kept (else a centre
-    crop with the aspect clamped into ``ratio``, as torchvision does). The corner is uniform over the
+    crop with the aspect clamped into ``ratio``). The corner is uniform over the
     positions that keep the box inside the image. Boxes are continuous (sub-pixel), not rounded to integers.
     The box and the flips become one axis-aligned sampling grid, applied to the whole batch by one
     ``grid_sample`` call (bilinear, border padding; no antialiasing, so strong downscaling of large images

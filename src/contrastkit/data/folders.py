@@ -3,8 +3,7 @@
 Layouts:
 
 * labelled (``labelled=True``): ``root/<class name>/**/<image>``, one sub-folder per class; class k is the
-  k-th sub-folder name in sorted order (files directly in ``root`` are ignored, as in torchvision's
-  ImageFolder);
+  k-th sub-folder name in sorted order (files directly in ``root`` are ignored);
 * unlabelled (``labelled=False``): every image under ``root`` at any depth; ``labels`` is None.
 
 Files ``.png .jpg .jpeg .bmp .tif .tiff`` (any case) are read with Pillow, imported only when needed; hidden
@@ -97,7 +96,7 @@ def _size_pair(image_size: int | tuple[int, int] | None) -> tuple[int, int] | No
     return pair  # type: ignore[return-value]
 
 
-def ImageFolder(  # noqa: N802 - reads like torchvision's class, returns a plain ImageDataset
+def ImageFolder(  # noqa: N802 - named like a dataset class, returns a plain ImageDataset
     root: str | Path,
     labelled: bool = True,
     image_size: int | tuple[int, int] | None = None,

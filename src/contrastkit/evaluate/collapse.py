@@ -11,7 +11,7 @@ For embeddings ``z`` ``[N, D]`` with covariance eigenvalues ``lambda_1 >= ... >=
 
 With ``pre_relu`` (the same representation before its last ReLU, ``[N, D']``) the same numbers are added with a
 ``pre_relu_`` prefix, which separates dead units from genuinely collapsed directions. Plot the spectrum with
-``contrastkit.train.report.plot_spectrum(embedding_spectrum(z), path)``.
+``contrastkit.train.plots.plot_spectrum(embedding_spectrum(z), path)``.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def collapse_report(
         z: the embeddings (e.g. post-ReLU representation, or the space the loss sees).
         pre_relu: optional ``[N, D']`` pre-activation of the same rows; adds ``pre_relu_*`` keys.
         rel: relative eigenvalue threshold for ``collapsed_dims`` (DirectCLR: 1e-4 of the largest).
-        normalize: L2-normalise the rows before the spectrum (the DirectCLR ``spectrum.py`` protocol); dead units
-            are counted before normalising.
+        normalize: L2-normalise the rows before the spectrum (the protocol of Jing et al., ICLR 2022: spectrum
+            of the L2-normalised rows); dead units are counted before normalising.
 
     Returns:
         ``{"effective_rank", "collapsed_dims", "dead_units", "dim"}`` (+ the same keys prefixed ``pre_relu_``).

@@ -3,7 +3,7 @@
 ``extract_features`` runs ``model`` in eval mode under ``torch.no_grad`` (BatchNorm uses running
 statistics, dropout is off), in batches, and returns ``[N, D]`` float32 features on the CPU. The model's
 train/eval mode (and its device, if ``device`` moved it) is restored afterwards, so it is safe to call in the
-middle of training, as the online-kNN monitors of lightly and solo-learn do.
+middle of training, as the online kNN monitor of ``contrastkit/train/monitors.py`` does.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Weighted k-nearest-neighbour classifier on frozen features (Wu et al., CVPR 2018, "InstDisc").
 
-The protocol used by lightly (``knn_predict``, k = 200, T = 0.1) and solo-learn (``WeightedKNNClassifier``):
+The protocol (defaults k = 200, T = 0.1):
 
 1. L2-normalise train features ``f_j`` ``[N, D]`` and test features ``q_i`` ``[M, D]``;
 2. cosine similarity ``s_ij = q_i . f_j``; keep the ``k`` most similar train rows ``N_k(i)``;

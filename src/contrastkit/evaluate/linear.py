@@ -5,8 +5,8 @@ A linear classifier ``logits = W x_hat + b`` (``W`` ``[C, D]``) is fit on standa
 
     L(W, b) = mean_i CE(W x_hat_i + b, y_i) + (weight_decay / 2) * ||W||_F^2
 
-and evaluated on the test split. This is the "linear evaluation" protocol of SimCLR (Chen et al., 2020) and
-the offline linear probes of lightly / solo-learn, without augmentation (features are extracted once).
+and evaluated on the test split. This is the "linear evaluation" protocol of SimCLR (Chen et al., ICML 2020)
+as an offline probe, without augmentation (features are extracted once).
 
 Solvers:
 
@@ -86,6 +86,8 @@ def _fit_lbfgs(
     def closure() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss = _objective(linear, x, y, weight_decay)
+        # allowed outside the engine: the probe's L-BFGS closure fits a linear map to frozen features (an
+        # evaluation protocol, not a training run)
         loss.backward()
         return loss
 
@@ -112,6 +114,7 @@ def _fit_adam(
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
+            # allowed outside the engine: the probe's mini-batch solver on frozen features (evaluation, not training)
             _objective(linear, x[idx], y[idx], weight_decay).backward()
             optimizer.step()
 

@@ -1,4 +1,4 @@
-"""The module form shared by the batch-contrastive losses (lightly-style ``Loss(temperature=...)(z1, z2)``)."""
+"""The module form shared by the batch-contrastive losses (called as ``Loss(temperature=...)(z1, z2)``)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ r"""Re-weighted classification losses for long-tailed training sets.
 
       CB_n = w_{y_n} * L(logits_n, y_n),     L = CE  or  focal (gamma),     loss = mean_n CB_n
 
-  The mean is over samples, NOT divided by the sum of the batch's weights (Cui et al.'s code: TF
-  ``softmax_cross_entropy(weights=...)`` with its default ``SUM_BY_NONZERO_WEIGHTS`` reduction).
+  The mean is over samples, NOT divided by the sum of the batch's weights (as in the experiments of Cui et
+  al.: the weighted sum divided by the number of samples with a non-zero weight, here N).
   ``beta = 0`` gives uniform weights (plain CE / focal); ``beta -> 1`` tends to inverse-frequency weights.
 * **Inverse-frequency weights** ``w_c = (1 / n_c) / sum_k (1 / n_k) * C`` (also summing to C), for the usual
   weighted CE ``F.cross_entropy(logits, y, weight=w) = sum_n w_{y_n} CE_n / sum_n w_{y_n}`` (PyTorch's

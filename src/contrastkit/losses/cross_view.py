@@ -1,5 +1,5 @@
-r"""Cross-view InfoNCE, the loss of the official DirectCLR code (Jing et al. 2022, "Understanding Dimensional
-Collapse in Contrastive Self-supervised Learning", ICLR; also CLIP-style symmetric contrast).
+r"""Cross-view InfoNCE, the loss of DirectCLR (Jing et al., ICLR 2022, "Understanding Dimensional Collapse in
+Contrastive Self-supervised Learning"; also CLIP-style symmetric contrast, Radford et al., ICML 2021).
 
 Anchors are the B embeddings of view 1, keys the B embeddings of view 2; the positive of anchor i is key i and
 the negatives are the other B - 1 keys of the OTHER view only (no same-view negatives, unlike NT-Xent's 2B -

@@ -7,8 +7,9 @@ is left out of the denominator, with ONE log over all 2B - 2 negatives of both v
     loss_i = -s_{i p(i)} + log sum_{k not in {i, p(i)}} exp(s_ik)        L = (1/2B) sum_i loss_i
 
 Since the NT-Xent denominator additionally holds ``exp(s_{i p(i)}) > 0``, ``dcl < nt_xent`` for the same
-inputs. The loss can be negative. Note: lightly's ``DCLLoss`` adds two separate log-sum-exps (same-view and
-cross-view negatives, ``log A + log B``); this is the single ``log(A + B)`` of the paper and of GLCNet's code.
+inputs. The loss can be negative. Note: an alternative formulation adds two separate log-sum-exps (same-view
+and cross-view negatives, ``log A + log B``); this is the single ``log(A + B)`` of the paper, also the form of
+GLCNet (Li et al., IEEE TGRS 2022).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ For logits [N, C] and targets y [N], with ``p_t = softmax(logits)[n, y_n]``::
 ``alpha`` is None (all 1), a float (one weight for every class) or a tensor [C] of per-class weights. The mean
 is over samples (as in the paper), NOT normalised by the sum of the weights like
 ``F.cross_entropy(weight=...)``; the two coincide when ``alpha`` is None or a constant 1. With ``gamma = 0``
-and ``alpha = None`` this is exactly ``F.cross_entropy``. ``torchvision.ops.sigmoid_focal_loss`` is the
-binary/multi-label sigmoid form, not this.
+and ``alpha = None`` this is exactly ``F.cross_entropy``. The sigmoid (binary / multi-label) form of the focal
+loss is a different loss, not this.
 Numerics: ``log p_t`` from ``log_softmax``; ``1 - p_t = -expm1(log p_t)``, clamped to the smallest normal
 number so that the gradient stays finite as ``p_t -> 1`` for any gamma.
 """

@@ -5,7 +5,7 @@ A *gradient* is a sequence of tensors, one per network parameter. Every tensor m
 batch dimensions (e.g. ``[C, *param_shape]`` for per-class gradients from ``torch.func.vmap``); the distance is
 computed per batch element and summed.
 
-Distances ``D(G_s, G_r)`` (official ``utils.py: match_loss / distance_wb``):
+Distances ``D(G_s, G_r)`` (the matching distances of Zhao et al., ICLR 2021):
 
 * ``"ours"`` (layer-wise, per output row): for every tensor with at least 2 parameter dims, reshaped to
   ``[out, rest]`` (conv ``[o, i*k*k]``, linear ``[o, i]``)::
@@ -128,7 +128,8 @@ def dcc_matching_loss(
         grads_syn: gradient of the mean CE over the whole synthetic set, tensors ``[*param_shape]``.
         grads_real_per_class: per-class real gradients ``[C, *param_shape]``.
         metric: see :func:`gradient_distance`.
-        reduction: ``"mean"`` (official code: class-balanced mean) or ``"sum"`` (the paper's phrasing).
+        reduction: ``"mean"`` (class-balanced mean, as in the experiments of Lee et al., ICML 2022) or ``"sum"``
+            (the paper's phrasing).
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")

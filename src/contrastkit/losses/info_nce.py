@@ -10,8 +10,8 @@ et al. 2018)::
 
     loss_i = -(1/|P(i)|) sum_{p in P(i)} [ s_ip - logsumexp_{j in P(i) u N(i)} s_ij ]
 
-``"own_positive"`` (each positive competes only with the negatives; MoCo-style cross-entropy per pair; the
-multi-positive NT-Xent of pytorch-metric-learning)::
+``"own_positive"`` (each positive competes only with the negatives; MoCo-style cross-entropy per pair, He et
+al., CVPR 2020; a multi-positive NT-Xent with one softmax per positive pair)::
 
     loss_i = -(1/|P(i)|) sum_{p in P(i)} [ s_ip - logsumexp_{j in {p} u N(i)} s_ij ]
 
@@ -24,9 +24,8 @@ An anchor is *valid* when it has at least one positive (and, for ``"negatives"``
 the loss is -inf otherwise). Invalid anchors contribute exactly 0 (no NaN, zero gradient):
 ``reduction="none"`` returns 0 for them (``pos_mask.any(1)`` tells which they are), ``"sum"`` adds the valid
 ones and ``"mean"`` averages over the valid ones only. If no anchor is valid the loss is 0 with a graph
-attached (``backward``
-works and gives zero gradients). This is the fix of ``HobbitLong/SupContrast`` #100 (NaN for anchors without
-positives).
+attached (``backward`` works and gives zero gradients). Anchors without positives would otherwise give NaN
+(``1/|P(i)|`` with ``|P(i)| = 0``).
 
 Numerics: masked log-sum-exp (masked entries filled with -inf, ``torch.logsumexp`` subtracts the row maximum;
 empty rows handled without NaN gradients); exponentials of raw logits never appear. Half-precision features

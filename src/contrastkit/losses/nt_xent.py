@@ -7,7 +7,7 @@ the 2B - 2 other embeddings of both views as negatives; the self-pair is exclude
 
     loss_i = -log( exp(s_{i p(i)}) / sum_{k != i} exp(s_ik) )        L = (1/2B) sum_i loss_i
 
-The denominator holds the positive and the 2B - 2 negatives (lightly ``NTXentLoss`` semantics; default tau
+The denominator holds the positive and the 2B - 2 negatives (Chen et al., ICML 2020, eq. 1; default tau
 0.5). Under ``gather_distributed`` the local 2B anchors are contrasted with the keys of all ranks and the mean
 is taken so that DDP's gradient averaging reproduces the single-process global-batch gradient exactly
 (``contrastkit.distributed``; anchors.md §3.2).
@@ -37,7 +37,7 @@ def nt_xent(
 
     Args:
         z1, z2: [B, d] embeddings of view 1 and view 2; row i of both is the same sample. B >= 2.
-        temperature: tau > 0 (SimCLR / lightly default 0.5).
+        temperature: tau > 0 (default 0.5, as in SimCLR, Chen et al., ICML 2020).
         gather_distributed: contrast the local anchors with the embeddings of all DDP ranks (exact gradients).
         chunk_size: anchor rows per block, bounding memory to O(chunk_size * 2B) in forward and backward.
         reduction: ``"mean"`` (over the 2B local anchors, globally normalised under DDP), ``"sum"`` or

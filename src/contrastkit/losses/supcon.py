@@ -1,4 +1,4 @@
-r"""Supervised contrastive loss, "L_out" of Khosla et al. 2020, "Supervised Contrastive Learning" (eq. 2).
+r"""Supervised contrastive loss, "L_out" of Khosla et al., NeurIPS 2020, "Supervised Contrastive Learning" (eq. 2).
 
 ``features`` [N, d] hold all views concatenated (e.g. ``cat(view1, view2)``) and ``labels`` [N] the labels
 repeated accordingly. With ``u = normalize(features)`` and ``s_ij = <u_i, u_j> / tau``, anchor ``i`` has the
@@ -8,11 +8,11 @@ positives ``P(i) = {p != i : y_p = y_i}`` and the contrast set ``A(i) = {a != i}
     L = mean of loss_i over the anchors with |P(i)| >= 1
 
 Anchors without a positive (a class with a single sample in the batch) are left out of the mean instead of
-producing NaN (``HobbitLong/SupContrast`` issue #100); if no anchor has a positive the loss is 0 (with a
-graph). ``reduction="none"`` returns the per-anchor losses with 0 for those anchors, so the SupContrast
-convention (mean over ALL anchors, positive-less ones adding 0) is ``supcon(..., reduction="none").mean()``.
-``base_temperature=None`` means ``tau_base = tau`` (scale 1, pytorch-metric-learning behaviour); SupContrast
-uses ``tau = tau_base = 0.07``. With all labels distinct over two views, supcon equals :func:`nt_xent`
+producing NaN (``1/|P(i)|`` with ``|P(i)| = 0``); if no anchor has a positive the loss is 0 (with a graph).
+``reduction="none"`` returns the per-anchor losses with 0 for those anchors, so the all-anchor convention of
+Khosla et al. (mean over ALL anchors, positive-less ones adding 0) is ``supcon(..., reduction="none").mean()``.
+``base_temperature=None`` means ``tau_base = tau`` (scale 1, eq. 2 as written); Khosla et al. (NeurIPS 2020)
+default to ``tau = tau_base = 0.07``. With all labels distinct over two views, supcon equals :func:`nt_xent`
 exactly.
 
 Under ``gather_distributed`` the local anchors are contrasted with the features of all ranks (labels gathered

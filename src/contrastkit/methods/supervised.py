@@ -43,6 +43,11 @@ from contrastkit.methods.base import views_of
 from contrastkit.models import LinearClassifier
 
 
+def _at_least_float32(x: Tensor) -> Tensor:
+    """Features for the classifier: bf16 (autocast) promoted to float32, float32 and float64 kept."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 class SupervisedClassifier(nn.Module):
     """Backbone + linear classifier trained with a (re-weighted) classification loss on one random view.
 
@@ -109,8 +114,8 @@ class SupervisedClassifier(nn.Module):
         if self.freeze_encoder:
             with torch.no_grad():
                 features = self.backbone(x)
-            return self.classifier(features.float())
-        return self.classifier(self.backbone(x).float())
+            return self.classifier(_at_least_float32(features))
+        return self.classifier(_at_least_float32(self.backbone(x)))
 
     def make_views(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor]:
         """One random view ``[B, C, H, W]`` of ``images`` (the images themselves when ``views`` is None)."""
@@ -129,7 +134,7 @@ class SupervisedClassifier(nn.Module):
                 features = self.backbone(view)
         else:
             features = self.backbone(view)
-        logits = self.classifier(features.float())
+        logits = self.classifier(_at_least_float32(features))
         return {"loss": self.criterion(logits, labels), "embeddings": features.detach()}
 
 

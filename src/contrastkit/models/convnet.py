@@ -1,5 +1,5 @@
 """The ConvNet of dataset condensation (Zhao, Mopuri & Bilen, "Dataset Condensation with Gradient Matching",
-ICLR 2021; also DSA, DM, DCC), as in its official code (``VICO-UoE/DatasetCondensation: utils.py``).
+ICLR 2021; also DSA, DM, DCC), as in the experiments of Zhao et al.
 
 ``depth`` blocks of ``conv3x3(pad) -> norm -> act -> pool2``; the maps are *flattened* (not globally pooled):
 
@@ -8,11 +8,11 @@ ICLR 2021; also DSA, DM, DCC), as in its official code (``VICO-UoE/DatasetConden
 * ``num_features = width * h_d * w_d``, e.g. ``128 * 4 * 4 = 2048`` for 32x32 and ``128 * 3 * 3`` for 28x28
   with ``first_padding=1`` (28 -> 14 -> 7 -> 3).
 
-Official-code quirk: for 1-channel inputs the first conv uses padding 3, so 28x28 becomes 28 + 6 - 2 = 32
--> 16 -> 8 -> 4 and MNIST gets ``128 * 4 * 4`` features. Pass ``first_padding=3`` to reproduce it; the
-default 1 follows the plain "conv3x3, pad 1" description.
+Quirk of the experiments of Zhao et al. (ICLR 2021): for 1-channel inputs the first conv uses padding 3, so
+28x28 becomes 28 + 6 - 2 = 32 -> 16 -> 8 -> 4 and MNIST gets ``128 * 4 * 4`` features. Pass
+``first_padding=3`` to reproduce it; the default 1 follows the plain "conv3x3, pad 1" description.
 
-Norms (official names): ``instancenorm`` = ``GroupNorm(C, C, affine=True)`` (per-sample, per-channel
+Norms (the names of Zhao et al.): ``instancenorm`` = ``GroupNorm(C, C, affine=True)`` (per-sample, per-channel
 ``(x - mean_hw) / sqrt(var_hw + eps) * gamma_c + beta_c``), ``batchnorm`` = ``BatchNorm2d(C)``,
 ``layernorm`` = ``LayerNorm([C, h, w])`` (per-sample over C, h, w with elementwise affine),
 ``groupnorm`` = ``GroupNorm(4, C)``, ``none``. Activations: ``relu``, ``leakyrelu`` (slope 0.01), ``sigmoid``.
@@ -77,7 +77,7 @@ class ConvNet(Backbone):
         norm, activation, pooling: see the module docstring.
         num_classes: when set, a linear classifier ``num_features -> num_classes``; ``forward`` then returns
             logits ``[B, num_classes]`` and ``embed`` the features ``[B, num_features]``.
-        first_padding: padding of the first conv (1; the official code uses 3 for 1-channel inputs).
+        first_padding: padding of the first conv (1; Zhao et al., ICLR 2021, use 3 for 1-channel inputs).
 
     ``forward_features(x) -> [B, width, h_d, w_d]``; ``embed(x) -> [B, num_features]`` (flattened maps).
     """

@@ -1,6 +1,6 @@
 """Projection, prediction and classification heads: ``[B, in_dim] -> [B, out_dim]``.
 
-``ProjectionHead(blocks)`` is a generic MLP builder (the lightly design): each block
+``ProjectionHead(blocks)`` is a generic MLP builder: each block
 ``(in_dim, out_dim, norm | None, activation | None)`` becomes
 ``Linear(in, out, bias=norm is None) -> norm -> act`` (a bias before BatchNorm is redundant, BN's beta
 replaces it). The named heads are presets of it.

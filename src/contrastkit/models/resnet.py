@@ -1,17 +1,17 @@
 """ResNet-18/34/50 backbones without fc (He et al., "Deep Residual Learning for Image Recognition", CVPR'16).
 
-Layout (torchvision "v1.5": the stride of a Bottleneck sits on its 3x3 conv), with a width multiplier:
+Layout (ResNet "v1.5": the stride of a Bottleneck sits on its 3x3 conv), with a width multiplier:
 
 * channels of a stage with nominal ``c`` channels: ``max(8, round(c * width))`` for ``c`` in 64/128/256/512;
 * stem: 7x7/2 conv -> norm -> ReLU -> 3x3/2 max-pool (ImageNet), or ``small_stem=True``: 3x3/1 conv -> norm ->
-  ReLU, no max-pool (the CIFAR / 28x28 stem used by SimCLR/solo-learn/lightly for small images);
+  ReLU, no max-pool (the CIFAR / 28x28 stem of SimCLR, Chen et al., ICML 2020, for small images);
 * stages: ``layers`` blocks each, strides 1, 2, 2, 2 (a stride may become a dilation: DeepLab's OS16/OS8);
 * ``forward_stages(x)`` returns the 4 stage outputs ``[B, C_i, H/s_i, W/s_i]`` (``s = stage_strides``),
   ``forward_features(x)`` the last one ``[B, C_4, h, w]``, ``forward(x)`` its global average pool ``[B, C_4]``
   with ``C_4 = num_features = round(512 * width) * expansion`` (512 for ResNet-18/34, 2048 for ResNet-50).
 
-At width 1 with the standard stem the parameter counts equal torchvision's minus the fc layer (11,176,512 for
-ResNet-18, 23,508,032 for ResNet-50).
+At width 1 with the standard stem the parameter counts equal those of the ImageNet ResNets of He et al. minus
+the fc layer (11,176,512 for ResNet-18, 23,508,032 for ResNet-50).
 """
 
 from __future__ import annotations

@@ -84,6 +84,11 @@ def build_data(cfg: Config) -> Data:
         train = train.subset(label_fraction_indices(train.labels, d.label_fraction, seed=seed))
     classes = len(d.class_counts) if d.class_counts is not None else None
     if d.class_counts is not None:
+        if len(d.class_counts) > train.num_classes:
+            raise ValueError(
+                f"data.class_counts has {len(d.class_counts)} entries but {d.name} has {train.num_classes} classes: "
+                "give at most one count per class"
+            )
         train = long_tailed_subset(train, d.class_counts, seed=seed)
     if held_out is not None and (classes is not None or d.eval_per_class is not None):
         if held_out.labels is None:
@@ -224,8 +229,8 @@ def build_engine(
     """
     t = cfg.trainer
     runtime = runtime or LocalRuntime(torch.device("cpu"), t.precision)
-    torch.manual_seed(t.seed)
     data = data or build_data(cfg)
+    torch.manual_seed(t.seed)
     method = build_method(cfg, data.train)
     labelled = data.train.labels is not None and data.eval is not None
     probe_classes = data.train.num_classes if cfg.monitor.online_linear and labelled else None

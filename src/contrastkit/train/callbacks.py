@@ -24,7 +24,7 @@ from contrastkit import accel
 from contrastkit.data import ImageDataset
 from contrastkit.evaluate import collapse_report, embedding_spectrum, extract_features
 from contrastkit.train.config import Config
-from contrastkit.train.report import plot_spectra
+from contrastkit.train.plots import plot_spectra
 
 __all__ = ["MonitorContext", "Callback", "CollapseMonitor", "build_callbacks"]
 
@@ -67,8 +67,8 @@ class CollapseMonitor(Callback):
     (``collapse_effective_rank``, ``collapse_collapsed_dims`` (eigenvalues <= ``rel`` x the largest),
     ``collapse_dead_units``) and, when the method's ``forward(x)`` maps images to the space its loss sees (SimCLR's
     projections, DirectCLR's first ``d0`` dimensions), the same of that space with a ``loss_space_`` prefix. Spectra
-    are of the L2-normalised rows when ``normalize`` (the DirectCLR ``spectrum.py`` protocol). At the end it plots
-    the last spectra of both spaces.
+    are of the L2-normalised rows when ``normalize`` (the protocol of Jing et al., ICLR 2022: spectrum of the
+    L2-normalised rows). At the end it plots the last spectra of both spaces.
     """
 
     def __init__(self, *, rel: float = 1e-4, normalize: bool = True, loss_space: bool = True) -> None:

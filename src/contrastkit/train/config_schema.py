@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from contrastkit.method_registry import (
     ConfigError,
     MethodConfig,
+    recipes,
     require_at_least,
     require_choice,
     require_greater,
@@ -234,7 +235,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=lambda: MethodConfig(name=DEFAULT_METHOD))
+    method: MethodConfig = field(default_factory=lambda: default_method_config())
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -250,3 +251,8 @@ class Config:
 SECTIONS: dict[str, type] = {name: cls for name, cls in typing.get_type_hints(Config).items() if name != "name"}
 
 DEFAULT_METHOD = "simclr"
+
+
+def default_method_config() -> MethodConfig:
+    """The registered config of ``DEFAULT_METHOD`` with its defaults (imports the method code on first use)."""
+    return recipes()[DEFAULT_METHOD].config()

@@ -84,7 +84,7 @@ class Engine:
         runtime: where to run (default: one local process on the CPU in float32).
         accumulate_grad_batches: batches per optimiser step.
         gradient_clip_norm: clip the global gradient norm of the first optimiser's parameters (None: off).
-        channels_last: hand 4-D views to the model in channels_last memory format.
+        channels_last: hand 4-D images (and ready views) to the model in channels_last memory format.
         callbacks: :class:`StepCallback` objects.
     """
 
@@ -127,6 +127,7 @@ class Engine:
         self.base_lrs = [group["lr"] for group in optimizers[0].param_groups]  # before a resume overwrites "lr"
         self.model, self.optimizers = rt.setup(model, optimizers)
         self.state = EngineState()
+        self._global_samples = 0  # items of the global batches of the current step
 
     # ------------------------------------------------------------------------------------------------ state
 
@@ -195,18 +196,21 @@ class Engine:
         """The local batch: the source's global batch, its views drawn globally, this rank's rows."""
         rt = self.runtime
         raw = self.source.fetch(self.source.batch_indices(epoch, index, self.batch_size, self.seed))
-        views: tuple[Tensor, ...] = ()
-        if raw.images is not None:
-            images = raw.images.to(rt.device, non_blocking=True)
-            views = self.method.make_views(images, generator=step_generator(self.seed, generator_batch))
+        views = tuple(self._to_device(v) for v in raw.views)  # a source may hand out ready views
+        if raw.images is not None:  # views drawn from channels_last images keep that layout
+            generator = step_generator(self.seed, generator_batch)
+            views = self.method.make_views(self._to_device(raw.images), generator=generator)
         n = len(raw)
         if n % rt.world_size:
             raise ValueError(f"a batch of {n} items cannot be split over {rt.world_size} processes")
         local = slice(rt.rank * n // rt.world_size, (rt.rank + 1) * n // rt.world_size)
         views = tuple(v[local] for v in views)
-        if self.channels_last:
-            views = tuple(v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for v in views)
+        self._global_samples += n
         return raw.replace(images=None, views=()).rows(local).to(rt.device).replace(views=views)
+
+    def _to_device(self, x: Tensor) -> Tensor:
+        x = x.to(self.runtime.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
 
     def _forward_backward(self, batch: Any) -> dict[str, Tensor]:
         try:
@@ -221,42 +225,54 @@ class Engine:
         self.runtime.backward(objective / self.accumulate if self.accumulate > 1 else objective)
         return {k: v.detach() for k, v in out.items() if isinstance(v, Tensor)}
 
-    def run(self) -> EngineState:
-        """Train until ``max_steps`` or the time budget; returns the final :class:`EngineState`."""
-        rt, state = self.runtime, self.state
+    def start(self) -> None:
+        """Before the first :meth:`step`: the method's ``on_fit_start`` hook, train mode, clean gradients."""
+        rt = self.runtime
         fit_start = self._hook("on_fit_start")
         if fit_start is not None:
             fit_start(FitContext(self.source, rt.device, rt.precision, self.seed, self.batch_size,
                                  self.steps_per_epoch, self.max_steps, rt.world_size, rt.rank))  # fmt: skip
-        epoch_start, step_end = self._hook("on_epoch_start"), self._hook("on_step_end")
         self.method.train()
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
+
+    def step(self) -> dict[str, Tensor]:
+        """One optimiser step (``accumulate_grad_batches`` batches), the hooks and the callbacks; returns the
+        detached outputs of its last batch."""
+        state, start = self.state, time.perf_counter()
+        epoch, step_in_epoch = divmod(state.step, self.steps_per_epoch)
+        epoch_start, step_end = self._hook("on_epoch_start"), self._hook("on_step_end")
+        if epoch_start is not None and step_in_epoch == 0:
+            epoch_start(EpochContext(epoch, state.step, self.features))
+        if self.lr_factor is not None:
+            factor = self.lr_factor(min(max(self.progress, 0.0), 1.0))
+            for group, base in zip(self.optimizers[0].param_groups, self.base_lrs, strict=True):
+                group["lr"] = base * factor
+        for a in range(self.accumulate):
+            batch = self._batch(epoch, step_in_epoch * self.accumulate + a, state.step * self.accumulate + a)
+            out = self._forward_backward(batch)
+        if self.clip_norm is not None:
+            params = [p for g in self.optimizers[0].param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
+        for opt in self.optimizers:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        state.step += 1
+        state.samples_seen += self._global_samples
+        self._global_samples = 0
+        if step_end is not None:
+            step_end(StepContext(state.step, self.progress, batch, out))
+        state.elapsed += time.perf_counter() - start
+        for callback in self.callbacks:
+            callback.on_step_end(self, out)
+        return out
+
+    def run(self) -> EngineState:
+        """:meth:`start`, :meth:`step` until ``max_steps`` or the time budget, then every callback's
+        ``on_train_end``; returns the final :class:`EngineState`."""
+        self.start()
         while not self.finished():
-            start = time.perf_counter()
-            epoch, step_in_epoch = divmod(state.step, self.steps_per_epoch)
-            if epoch_start is not None and step_in_epoch == 0:
-                epoch_start(EpochContext(epoch, state.step, self.features))
-            if self.lr_factor is not None:
-                factor = self.lr_factor(min(max(self.progress, 0.0), 1.0))
-                for group, base in zip(self.optimizers[0].param_groups, self.base_lrs, strict=True):
-                    group["lr"] = base * factor
-            for a in range(self.accumulate):
-                batch = self._batch(epoch, step_in_epoch * self.accumulate + a, state.step * self.accumulate + a)
-                out = self._forward_backward(batch)
-            if self.clip_norm is not None:
-                params = [p for g in self.optimizers[0].param_groups for p in g["params"]]
-                torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
-            for opt in self.optimizers:
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            state.step += 1
-            state.samples_seen += self.batch_size * self.accumulate
-            if step_end is not None:
-                step_end(StepContext(state.step, self.progress, batch, out))
-            state.elapsed += time.perf_counter() - start
-            for callback in self.callbacks:
-                callback.on_step_end(self, out)
+            self.step()
         for callback in self.callbacks:
             callback.on_train_end(self)
-        return state
+        return self.state

@@ -37,8 +37,9 @@ from contrastkit.train.checkpoint import (
 )
 from contrastkit.train.config import Config, config_to_dict, dump_config
 from contrastkit.train.engine import Engine, NonFiniteLossError, StepCallback
+from contrastkit.train.metrics_log import MetricsLogger
 from contrastkit.train.monitors import TrainModule, evaluate_monitors, monitor_protocols
-from contrastkit.train.report import MetricsLogger, write_run_report
+from contrastkit.train.report import write_run_report
 from contrastkit.train.runtime import Runtime, make_runtime
 
 __all__ = ["NonFiniteLossError", "fit"]
@@ -153,7 +154,7 @@ class _RunDirectory(StepCallback):
     def on_train_end(self, engine: Engine) -> None:
         if self.bar is not None:
             self.bar.close()
-        if self.data.eval is not None and self.monitored_at != engine.state.step:
+        if self.knn_every is not None and self.monitored_at != engine.state.step:
             if self.runtime.is_global_zero:
                 print("final evaluation: held-out monitors ...", flush=True)
             self.monitor(engine)

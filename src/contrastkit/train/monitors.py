@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from contrastkit import accel
 from contrastkit.data import Batch, ImageDataset
-from contrastkit.evaluate import Embedding, effective_rank, extract_features, knn_accuracy
+from contrastkit.evaluate import Embedding, extract_features
+from contrastkit.evaluate.protocols import evaluate_features, protocol_texts
 from contrastkit.train.config import MonitorConfig
 
 
@@ -47,11 +48,14 @@ class TrainModule(nn.Module):
         logs = {k: v.detach() for k, v in out.items() if k != "embeddings" and v.ndim == 0}
         embeddings = out.get("embeddings")
         if self.online_classifier is not None and batch.labels is not None and embeddings is not None:
+            labelled = batch.labels >= 0  # -1: unlabelled items (contrastkit.data.labelled_unlabelled)
             logits = self.online_classifier(embeddings.detach().float())
-            online_loss = F.cross_entropy(logits, batch.labels)
-            logs["online_linear_loss"] = online_loss.detach()
-            logs["online_linear_train_top1"] = (logits.argmax(1) == batch.labels).float().mean()
-            loss = loss + online_loss
+            online_loss = F.cross_entropy(logits, batch.labels, ignore_index=-1) if bool(labelled.any()) else None
+            if online_loss is not None:
+                logs["online_linear_loss"] = online_loss.detach()
+                hits = logits.argmax(1)[labelled] == batch.labels[labelled]
+                logs["online_linear_train_top1"] = hits.float().mean()
+                loss = loss + online_loss
         logs["loss"] = out["loss"].detach()
         return {"total": loss, **logs}
 
@@ -88,13 +92,11 @@ def evaluate_monitors(
             if bank.labels is not None and held_out.labels is not None
             else None
         )
-    metrics: dict[str, float] = {}
-    if f_bank is not None:
-        metrics["knn_top1"] = knn_accuracy(
-            f_bank, bank.labels, f_held, held_out.labels, k=cfg.knn_k, temperature=cfg.knn_temperature
-        )
-    if cfg.effective_rank:
-        metrics["effective_rank"] = effective_rank(f_held)
+    protocols = (["knn"] if f_bank is not None else []) + (["rank"] if cfg.effective_rank else [])
+    measured = evaluate_features(
+        f_bank, bank.labels, f_held, held_out.labels, protocols, k=cfg.knn_k, temperature=cfg.knn_temperature
+    )
+    metrics = {name: m.value for name, m in measured.items()}
     if module.online_classifier is not None and held_out.labels is not None:
         with torch.no_grad():
             weight = module.online_classifier.weight.detach().float().cpu()
@@ -107,10 +109,15 @@ def evaluate_monitors(
 
 def monitor_protocols(cfg: MonitorConfig, split: str, bank_size: int) -> dict[str, str]:
     """How each monitor metric is measured, for reports."""
-    return {
-        "knn_top1": f"weighted kNN top-1 (k={cfg.knn_k}, T={cfg.knn_temperature}, cosine; memory bank: "
-        f"{bank_size} training images; queries: the {split} split)",
-        "effective_rank": f"exp(entropy) of the covariance spectrum of the {split}-split backbone features",
-        "online_linear_top1": f"online linear probe top-1 on the {split} split (stop-gradient linear layer trained "
-        "on view-1 features during pre-training)",
-    }
+    texts = protocol_texts(
+        ["knn", "rank"],
+        k=cfg.knn_k,
+        temperature=cfg.knn_temperature,
+        bank_text=f"{bank_size} training images",
+        query_text=f"the {split} split",
+    )
+    texts["online_linear_top1"] = (
+        f"online linear probe top-1 on the {split} split (stop-gradient linear layer trained on view-1 features "
+        "during pre-training)"
+    )
+    return texts

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from contrastkit import accel
 from contrastkit._io import CheckpointError, atomic_write_text
-from contrastkit.evaluate import cluster_scores, extract_features, knn_accuracy, linear_probe
+from contrastkit.data import ImageDataset
+from contrastkit.evaluate import Embedding, extract_features
+from contrastkit.evaluate.protocols import evaluate_features
 from contrastkit.models import export_backbone
-from contrastkit.train.builders import build_data
+from contrastkit.train.builders import build_data, build_method
 from contrastkit.train.checkpoint import (
     BEST_CHECKPOINT,
     CHECKPOINT_DIR,
@@ -44,8 +47,23 @@ def export_run(run_dir: str | Path, out: str | Path, which: str = "last") -> Pat
     return export_backbone(backbone_of(checkpoint), out, metadata=metadata)
 
 
+def method_of(cfg: Config, checkpoint: dict[str, Any], train: ImageDataset) -> nn.Module:
+    """The trained method of a run, rebuilt from its config and checkpoint (eval mode); ``model.init_from`` is not
+    read again (the checkpoint holds the trained weights)."""
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_from=None))
+    method = build_method(cfg, train)
+    prefix = "method."
+    state = {k[len(prefix) :]: v for k, v in checkpoint["model_state"].items() if k.startswith(prefix)}
+    try:
+        method.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"the checkpoint does not fit its config's method: {str(err).splitlines()[0]}") from None
+    return method.eval()
+
+
 def evaluate_run(run_dir: str | Path, protocol: str = "all", which: str = "last") -> dict[str, Any]:
-    """``contrastkit evaluate``: frozen-backbone protocols on the run's data; writes ``evaluation.json``."""
+    """``contrastkit evaluate``: frozen-feature protocols (:mod:`contrastkit.evaluate.protocols`) on the
+    representation ``method.embed`` of the run's data; writes ``evaluation.json``."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     cfg, checkpoint = _open_run(run_dir, which)
@@ -53,36 +71,28 @@ def evaluate_run(run_dir: str | Path, protocol: str = "all", which: str = "last"
     if data.eval is None or data.train.labels is None or data.eval.labels is None:
         raise ValueError("evaluation needs labelled train and eval splits: set data.eval_split in the config")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    precision = accel.resolve_precision(cfg.trainer.precision, device)
-    backbone = backbone_of(checkpoint).to(device)
-    with accel.autocast(device, precision):
-        f_train = extract_features(backbone, data.train.images, batch_size=1024, device=device)
-        f_eval = extract_features(backbone, data.eval.images, batch_size=1024, device=device)
-    split = cfg.data.eval_split
-    metrics: dict[str, float] = {}
-    protocols: dict[str, str] = {}
-    if protocol in ("knn", "all"):
-        k, temperature = cfg.monitor.knn_k, cfg.monitor.knn_temperature
-        metrics["knn_top1"] = knn_accuracy(
-            f_train, data.train.labels, f_eval, data.eval.labels, k=k, temperature=temperature
-        )
-        protocols["knn_top1"] = f"weighted kNN (k={k}, T={temperature}, cosine), train split as memory bank, {split}"
-    if protocol in ("linear", "all"):
-        probe = linear_probe(f_train, data.train.labels, f_eval, data.eval.labels, seed=cfg.trainer.seed)
-        metrics["linear_top1"] = probe.test_accuracy
-        protocols["linear_top1"] = f"linear probe (L-BFGS, standardised frozen features) trained on train, {split}"
-    if protocol in ("nmi", "all"):
-        scores = cluster_scores(f_eval, data.eval.labels, method="kmeans", seed=cfg.trainer.seed)
-        metrics["kmeans_nmi"], metrics["kmeans_ari"] = scores["nmi"], scores["ari"]
-        protocols["kmeans_nmi"] = protocols["kmeans_ari"] = (
-            f"k-means (k = number of classes, L2-normalised features) on {split}"
-        )
+    embedding = Embedding(method_of(cfg, checkpoint, data.train)).to(device)
+    kwargs = {"batch_size": 1024, "device": device, "precision": cfg.trainer.precision}
+    f_train = extract_features(embedding, data.train.images, **kwargs)  # type: ignore[arg-type]
+    f_eval = extract_features(embedding, data.eval.images, **kwargs)  # type: ignore[arg-type]
+    measured = evaluate_features(
+        f_train,
+        data.train.labels,
+        f_eval,
+        data.eval.labels,
+        ["knn", "linear", "nmi"] if protocol == "all" else [protocol],
+        k=cfg.monitor.knn_k,
+        temperature=cfg.monitor.knn_temperature,
+        seed=cfg.trainer.seed,
+        bank_text=f"the {len(data.train)} images of the {cfg.data.train_split} split",
+        query_text=f"the {len(data.eval)} images of the {cfg.data.eval_split} split",
+    )
     result = {
         "run_dir": str(run_dir),
         "checkpoint": which,
         "step": checkpoint["step"],
-        "metrics": metrics,
-        "protocols": protocols,
+        "metrics": {name: m.value for name, m in measured.items()},
+        "protocols": {name: m.protocol for name, m in measured.items()},
     }
     atomic_write_text(Path(run_dir) / "evaluation.json", json.dumps(result, indent=2) + "\n")
     return result
