@@ -1,9 +1,11 @@
 """SimCLR on a bundled dataset for a wall-clock budget, with kNN accuracy over time and a final linear probe.
 
-The protocol of docs/results.md: small-stem ResNet-18, batched tensor views, NT-Xent, Adam with warm-up + cosine
-over the *training* time budget. Every ``--eval-every`` seconds of training the clock stops, the backbone embeds the
-whole train and test split, and weighted kNN (k=200, T=0.1, cosine; Wu et al. 2018) is measured. At the end a linear
-probe is fitted on frozen features. ``--budget-minutes 0`` measures the random-init backbone.
+The protocol of docs/results.md: ``configs/simclr_fashion_mnist.yaml`` (small-stem ResNet-18, batched tensor views,
+NT-Xent, Adam with warm-up + cosine over the *training* time budget) trained through the engine
+(:mod:`contrastkit.train.engine`), so the recipe is the one ``contrastkit train`` runs. Every ``--eval-every``
+seconds of training the clock stops (the engine counts training time only), the backbone embeds the whole train
+and test split, and weighted kNN (k=200, T=0.1, cosine; Wu et al. 2018) is measured. At the end a linear probe is
+fitted on frozen features. ``--budget-minutes 0`` measures the random-init backbone.
 
     python benchmarks/simclr_budget.py --budget-minutes 10 --out docs/results/simclr_fmnist_bf16.json
 """
@@ -12,22 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
-import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
-from contrastkit import accel
-from contrastkit.augment import simclr_views
-from contrastkit.data import load
-from contrastkit.evaluate import extract_features, knn_accuracy, linear_probe
-from contrastkit.methods import SimCLR
-from contrastkit.models import build_backbone
+from contrastkit.data import Batch, load
+from contrastkit.evaluate import Embedding, extract_features, knn_accuracy, linear_probe
+from contrastkit.train import load_config
+from contrastkit.train.builders import build_engine
+from contrastkit.train.engine import Engine, StepCallback
+from contrastkit.train.runtime import LocalRuntime
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def evaluate_knn(
-    method: SimCLR,
+    method: torch.nn.Module,
     train_x: torch.Tensor,
     train_y: torch.Tensor,
     test_x: torch.Tensor,
@@ -73,35 +74,81 @@ def evaluate_knn(
     device: torch.device,
     precision: str,
 ) -> tuple[float, torch.Tensor, torch.Tensor]:
-    with accel.autocast(device, precision):
-        f_train = extract_features(method.backbone, train_x, batch_size=1024, device=device)
-        f_test = extract_features(method.backbone, test_x, batch_size=1024, device=device)
+    kwargs = {"batch_size": 1024, "device": device, "precision": precision}
+    f_train = extract_features(Embedding(method), train_x, **kwargs)  # type: ignore[arg-type]
+    f_test = extract_features(Embedding(method), test_x, **kwargs)  # type: ignore[arg-type]
     return knn_accuracy(f_train, train_y, f_test, test_y, k=200, temperature=0.1), f_train, f_test
 
 
-def _forever(loader: Iterable) -> Iterator:
-    while True:
-        yield from loader
+class LoaderSource:
+    """A source that hands out a DataLoader's ready ``(view1, view2)`` batches in the loader's own order (the
+    engine's indices are ignored): the per-image PIL peer baseline (``--pil-views``)."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader, n: int) -> None:
+        self.loader, self.n, self.batches = loader, n, iter(loader)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def num_batches(self, batch_size: int) -> int:
+        return self.n // batch_size
+
+    def batch_indices(self, epoch: int, index: int, batch_size: int, seed: int) -> torch.Tensor:
+        return torch.arange(batch_size)
+
+    def fetch(self, indices: torch.Tensor) -> Batch:
+        try:
+            views = next(self.batches)
+        except StopIteration:
+            self.batches = iter(self.loader)
+            views = next(self.batches)
+        return Batch(views=tuple(views))
 
 
-def _channels_last(batch: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor, ...]:
-    if isinstance(batch, tuple):
-        return tuple(v.contiguous(memory_format=torch.channels_last) for v in batch)
-    return batch.contiguous(memory_format=torch.channels_last)
+class KnnCurve(StepCallback):
+    """kNN every ``every`` seconds of training time (the engine's clock stops while callbacks run)."""
+
+    def __init__(self, every: float, data: object, n_train: int) -> None:
+        self.every, self.next, self.data, self.n_train = every, every, data, n_train
+        self.curve: list[dict] = []
+
+    def on_step_end(self, engine: Engine, outputs: dict[str, torch.Tensor]) -> None:
+        s = engine.state
+        if s.elapsed < self.next and not engine.finished():
+            return
+        self.next += self.every
+        train, test = self.data.train, self.data.eval  # type: ignore[attr-defined]
+        rt = engine.runtime
+        acc, _, _ = evaluate_knn(engine.method, train.images, train.labels, test.images, test.labels, rt.device,
+                                 rt.precision)  # fmt: skip
+        loss = float(outputs["loss"])
+        self.curve.append({"train_seconds": round(s.elapsed, 1), "images_seen": s.samples_seen,
+                           "epochs": s.samples_seen / self.n_train, "loss": loss, "knn_top1": acc})  # fmt: skip
+        print(f"  {s.elapsed:7.1f} s  epoch {s.samples_seen / self.n_train:5.2f}  loss {loss:.3f}  "
+              f"kNN {100 * acc:.2f}%  {s.samples_seen / s.elapsed:.0f} img/s", flush=True)  # fmt: skip
+        engine.method.train()
+
+
+def run_config(args: argparse.Namespace) -> object:
+    """``configs/simclr_fashion_mnist.yaml`` with the command line's settings."""
+    stop = [f"trainer.max_steps={args.max_steps}", "trainer.time_budget_minutes=null"] if args.max_steps else [
+        f"trainer.time_budget_minutes={max(args.budget_minutes, 1e-6)}"
+    ]  # fmt: skip
+    return load_config(ROOT / "configs" / "simclr_fashion_mnist.yaml", [
+        f"data.name={args.dataset}", f"data.batch_size={args.batch_size}", f"model.backbone={args.backbone}",
+        f"model.width={args.width}", f"method.temperature={args.temperature}", f"optim.lr={args.lr}",
+        f"optim.weight_decay={args.weight_decay}", f"schedule.warmup_fraction={args.warmup_fraction}",
+        f"trainer.precision={args.precision}", f"trainer.channels_last={not args.no_channels_last}",
+        f"trainer.seed={args.seed}", f"trainer.accelerator={args.device}", "trainer.progress_bar=false",
+        "monitor.knn_every_epochs=0", "monitor.online_linear=false", *stop,
+    ])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    precision = accel.resolve_precision(args.precision, device)
     train, test = load(args.dataset, "train"), load(args.dataset, "test")
-    backbone = build_backbone(args.backbone, in_channels=train.channels, small_stem=True, width=args.width)
-    method = SimCLR(backbone, simclr_views(train.image_size[0], train.channels), temperature=args.temperature)
-    method = accel.channels_last(method.to(device), not args.no_channels_last)
-    optimizer = torch.optim.Adam(method.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     train_x, train_y = train.images, train.labels
-    budget = math.inf if args.max_steps else args.budget_minutes * 60.0
     if args.raw_pixels:
         a, b = train_x.flatten(1), test.images.flatten(1)
         mean, std = a.mean(0), a.std(0) + 1e-6
@@ -117,91 +164,36 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"pixels {name:13s}: kNN {100 * acc:.2f}% (k=200, T=0.1, cosine)")
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(
-                json.dumps(
-                    {
-                        "protocol": "weighted kNN k=200 T=0.1 cosine on flattened pixels, train "
-                        "split as memory bank, test split",
-                        "knn_top1": result,
-                    },
-                    indent=2,
-                )
-            )
+            protocol = "weighted kNN k=200 T=0.1 cosine on flattened pixels, train split as memory bank, test split"
+            args.out.write_text(json.dumps({"protocol": protocol, "knn_top1": result}, indent=2))
         return result
-    print(
-        f"SimCLR {args.backbone} width {args.width} on {args.dataset} ({len(train)} images), batch "
-        f"{args.batch_size}, precision {precision}, channels_last {not args.no_channels_last}, "
-        f"budget {args.budget_minutes} min, {torch.get_num_threads()} threads",
-        flush=True,
-    )
-
-    curve: list[dict] = []
-    trained, seen, step, next_eval = 0.0, 0, 0, args.eval_every
-    generator = torch.Generator().manual_seed(args.seed)
-    order = torch.randperm(len(train), generator=generator)
-    cursor, loss_value = 0, float("nan")
-    pil_batches = None
+    cfg = run_config(args)
+    runtime = LocalRuntime(device, args.precision)
+    engine, module, data = build_engine(cfg, runtime=runtime)
     if args.pil_views:
         from pil_views import pil_loader
 
-        method.views = None  # the loader yields ready (view1, view2) pairs
-        pil_batches = _forever(pil_loader(train_x, args.batch_size, args.workers, args.seed))
-    method.train()
-    while trained < budget and (args.max_steps is None or step < args.max_steps):
-        start = time.perf_counter()
-        if pil_batches is not None:
-            batch = tuple(v.to(device, non_blocking=True) for v in next(pil_batches))
-        else:
-            if cursor + args.batch_size > len(order):
-                order, cursor = torch.randperm(len(train), generator=generator), 0
-            batch = train_x[order[cursor : cursor + args.batch_size]].to(device, non_blocking=True)
-            cursor += args.batch_size
-        if not args.no_channels_last:
-            batch = _channels_last(batch)
-        frac = step / args.max_steps if args.max_steps else trained / budget
-        warm = max(args.warmup_fraction, 1e-8)
-        lr = args.lr * (frac / warm if frac < warm else 0.5 * (1 + math.cos(math.pi * (frac - warm) / (1 - warm))))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with accel.autocast(device, precision):
-            loss = method.training_step(batch)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise SystemExit(f"non-finite loss at step {step}; lower --lr")
-        trained += time.perf_counter() - start
-        seen += args.batch_size
-        step += 1
-        done = trained >= budget or (args.max_steps is not None and step >= args.max_steps)
-        if trained >= next_eval or done:
-            next_eval += args.eval_every
-            acc, _, _ = evaluate_knn(method, train_x, train_y, test.images, test.labels, device, precision)
-            curve.append(
-                {
-                    "train_seconds": round(trained, 1),
-                    "images_seen": seen,
-                    "epochs": seen / len(train),
-                    "loss": loss_value,
-                    "knn_top1": acc,
-                }
-            )
-            print(
-                f"  {trained:7.1f} s  epoch {seen / len(train):5.2f}  loss {loss_value:.3f}  kNN {100 * acc:.2f}%  "
-                f"{seen / trained:.0f} img/s",
-                flush=True,
-            )
-            method.train()
-
-    knn, f_train, f_test = evaluate_knn(method, train_x, train_y, test.images, test.labels, device, precision)
+        engine.source = LoaderSource(pil_loader(train_x, args.batch_size, args.workers, args.seed), len(train))
+    curve = KnnCurve(args.eval_every, data, len(train))
+    engine.callbacks.append(curve)
+    print(
+        f"SimCLR {args.backbone} width {args.width} on {args.dataset} ({len(train)} images), batch "
+        f"{args.batch_size}, precision {runtime.precision}, channels_last {engine.channels_last}, "
+        f"budget {args.budget_minutes} min, {torch.get_num_threads()} threads",
+        flush=True,
+    )
+    if args.max_steps or args.budget_minutes > 0:
+        engine.run()
+    state, method = engine.state, module.method
+    knn, f_train, f_test = evaluate_knn(method, train_x, train_y, test.images, test.labels, device, runtime.precision)
     probe = linear_probe(f_train, train_y, f_test, test.labels, epochs=args.linear_epochs, seed=args.seed)
+    trained, seen = state.elapsed, state.samples_seen
     result = {
-        "protocol": "SimCLR pre-training on the train split for a wall-clock budget (training time only); weighted "
-        "kNN k=200 T=0.1 cosine (train split as memory bank) and a linear probe on frozen features, "
-        "both on the test split",
+        "protocol": "SimCLR pre-training (configs/simclr_fashion_mnist.yaml through the engine) on the train split "
+        "for a wall-clock budget (training time only); weighted kNN k=200 T=0.1 cosine (train split as memory bank) "
+        "and a linear probe on frozen features, both on the test split",
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "settings": vars(args) | {"out": str(args.out), "precision": precision},
+        "settings": vars(args) | {"out": str(args.out), "precision": runtime.precision},
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(),
@@ -209,12 +201,12 @@ def main(argv: list[str] | None = None) -> dict:
             "device": str(device),
         },
         "train_seconds": round(trained, 1),
-        "steps": step,
+        "steps": state.step,
         "images_seen": seen,
         "images_per_second": seen / trained if trained > 0 else None,
         "knn_top1": knn,
         "linear_top1": probe.test_accuracy,
-        "curve": curve,
+        "curve": curve.curve,
     }
     print(
         f"final: kNN {100 * knn:.2f}%  linear {100 * probe.test_accuracy:.2f}%  after {trained:.0f} s "
