@@ -130,9 +130,10 @@ def test_step_profile_without_the_fused_batch_norm(tmp_path: Path) -> None:
         set_fused_batch_norm(previous)
     assert fused["native_kernels"] and not fused["settings"]["no_fused_bn"] and unfused["settings"]["no_fused_bn"]
     # fused, the ReLUs of the ResNet run inside the batch-norm kernel; unfused, ATen's ReLU ops show up
-    assert fused["profile_ms_per_step"]["channels_last + bf16"]["relu"] < unfused["profile_ms_per_step"][
-        "channels_last + bf16"
-    ]["relu"]
+    assert (
+        fused["profile_ms_per_step"]["channels_last + bf16"]["relu"]
+        < unfused["profile_ms_per_step"]["channels_last + bf16"]["relu"]
+    )
     assert "fused_batch_norm_relu_forward_ms" in unfused["kernels"]
 
 
@@ -169,3 +170,20 @@ def test_momentum_method_example_registers_and_its_ema_hook_runs_after_each_step
         torch.testing.assert_close(target, 0.9 * old + 0.1 * online, rtol=0, atol=1e-6)
     moved = sum(float((t - o).abs().sum()) for t, o in zip(method.momentum_backbone.parameters(), before, strict=True))
     assert moved > 0
+
+
+def test_engine_overhead_benchmark_times_bare_engine_and_config_steps(tmp_path: Path) -> None:
+    from contrastkit.data import available
+
+    if not any(info.name == "fashion-mnist" and info.installed for info in available()):
+        pytest.skip("fashion-mnist is not installed (make data)")
+    out = tmp_path / "e.json"
+    result = load_script("benchmarks/engine_overhead.py").main(
+        ["--width", "0.125", "--batch-size", "16", "--blocks", "2", "--block", "1", "--out", str(out)]
+    )
+    assert set(result["rows"]) == {"bare", "engine", "train_config"}
+    assert all(len(row["step_ms_blocks"]) == 2 for row in result["rows"].values())
+    assert result["ratio"] == pytest.approx(
+        result["rows"]["engine"]["images_per_s"] / result["rows"]["bare"]["images_per_s"]
+    )
+    assert json.loads(out.read_text())["ratio_train_config"] > 0
