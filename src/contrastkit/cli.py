@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="add to every arm's setting (value parsed as YAML), e.g. --set outer=100")  # fmt: skip
     r.add_argument("--merge", nargs="+", default=[], metavar="DIR", help="first fold the rows of these runs (shards "
                    "of the arms run side by side) into --out; implies --resume")  # fmt: skip
+    v = sub.add_parser("validate", help="check a reproduction's results.json against the contract")
+    v.add_argument("results", help="e.g. docs/results/directclr/results.json")
+    v.add_argument("--min-seeds", type=int, default=3)
     return p
 
 
@@ -140,7 +143,26 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "datasets": _datasets, "reproduce": _reproduce}
+def _validate(args: argparse.Namespace) -> int:
+    from contrastkit.reproduce.validate import results_problems
+
+    if not Path(args.results).is_file():
+        raise ValueError(f"results file not found: {args.results}")
+    found = results_problems(args.results, args.min_seeds)
+    for problem in found:
+        print(problem)
+    print(f"{args.results}: " + (f"{len(found)} problems" if found else "holds"))
+    return 1 if found else 0
+
+
+_COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "export": _export,
+    "datasets": _datasets,
+    "reproduce": _reproduce,
+    "validate": _validate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

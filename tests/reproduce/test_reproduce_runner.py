@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from contrastkit.cli import main
 from contrastkit.reproduce import (
     Arm,
     Claim,
@@ -30,8 +29,8 @@ from contrastkit.reproduce import (
     run_experiment,
     unregister_experiment,
 )
+from contrastkit.reproduce.validate import results_problems
 
-VALIDATOR = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "validate_results.py"
 EFFECT = {"a": 0.0, "b": 1.0, "null": 0.0, "worse": -1.0}
 
 
@@ -70,10 +69,7 @@ def test_run_writes_contract_report_and_verdicts(tmp_path: Path) -> None:
     assert [(r["arm"], r["seed"]) for r in on_disk["rows"][:5]] == [("a", 0), ("b", 0), ("null", 0), ("worse", 0),
                                                                       ("a", 1)]
     assert on_disk["rows"][1]["setting"] == {"effect": 1.0}
-    if VALIDATOR.exists():
-        done = subprocess.run([sys.executable, str(VALIDATOR), str(tmp_path / "results.json")], capture_output=True,
-                              text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
+    assert results_problems(tmp_path / "results.json") == []
     verdicts = {c["claim"]: c["verdict"] for c in on_disk["claims"]}
     assert verdicts["b beats a on score"] == "reproduced"
     assert verdicts["null beats a on score"] in ("not reproduced", "inconclusive")
@@ -129,7 +125,7 @@ def test_resume_runs_only_the_missing_rows_and_gives_the_same_results(tmp_path: 
     key = [(r["arm"], r["seed"], r["metrics"]["score"]) for r in fresh["rows"]]
     assert [(r["arm"], r["seed"], r["metrics"]["score"]) for r in resumed["rows"]] == key  # same rows, run order
     assert resumed["claims"] == fresh["claims"] and resumed["seconds"] >= first["seconds"]
-    assert subprocess.run([sys.executable, str(VALIDATOR), str(tmp_path / "r" / "results.json")]).returncode == 0
+    assert main(["validate", str(tmp_path / "r" / "results.json")]) == 0
     # fewer seeds keep only those rows; a changed setting reruns the arm; another experiment's file is refused
     calls.clear()
     fewer = run_experiment(_toy("toy_resume", counted), seeds=2, out=tmp_path / "r", command="cmd", resume=True)

@@ -1,8 +1,9 @@
 """Reproductions of paper claims: experiments (arms x seeds), the runner, statistics and verdicts.
 
 ``contrastkit reproduce NAME --seeds 3 --out DIR`` calls :func:`run_experiment`, which writes ``DIR/results.json``
-(the contract checked by ``tools/validate_results.py``) and ``DIR/report.md`` with mean ± std per arm, paired
-differences versus the first arm, bar plots with per-seed points, and the claims judged by :func:`compare_arms`.
+(the contract checked by ``contrastkit validate``, :mod:`contrastkit.reproduce.validate`) and ``DIR/report.md``
+with mean ± std per arm, paired differences versus the first arm, bar plots with per-seed points, and the claims
+judged by :func:`compare_arms`.
 """
 
 from __future__ import annotations

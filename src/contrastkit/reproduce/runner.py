@@ -1,6 +1,6 @@
 """Run an experiment's arms x seeds, record every row as it finishes, and judge its claims.
 
-``out/results.json`` follows the contract of ``contrastkit reproduce`` (checked by ``tools/validate_results.py``)::
+``out/results.json`` follows the contract of ``contrastkit reproduce`` (checked by ``contrastkit validate``)::
 
     {"experiment": str, "command": str, "quick": bool, "seconds": float,
      "rows": [{"arm": str, "setting": {...}, "seed": int, "metrics": {name: float}}],
