@@ -193,3 +193,33 @@ def test_contrastkit_train_runs_the_supervised_recipe_with_the_focal_loss(
     assert results["steps"] == 2
     rows = (run / "metrics.csv").read_text().splitlines()
     assert "loss" in rows[0].split(",") and len(rows) == 3
+
+
+def test_a_classifier_method_gets_held_out_classifier_metrics_from_the_monitors(tmp_path: Path) -> None:
+    """Methods with predict() (the supervised recipe) are scored on the held-out split: accuracy, balanced accuracy
+    and macro-F1 of their own classifier, each with its protocol, and they agree with a recomputation."""
+    import torch
+
+    from contrastkit.evaluate import imbalanced_classification_report
+    from contrastkit.train import load_config
+    from contrastkit.train.builders import build_data
+    from contrastkit.train.run_dir import method_of
+
+    run = tmp_path / "clf"
+    overrides = ["method.name=supervised", "trainer.max_steps=3", "optim.lr=1e-2"]
+    assert main(["train", str(TINY), "--out", str(run), "--set", *overrides]) == 0
+    results = json.loads((run / "results.json").read_text())
+    metrics = results["metrics"]
+    for name in ("classifier_accuracy", "classifier_balanced_accuracy", "classifier_macro_f1"):
+        assert 0.0 <= metrics[name] <= 1.0 and "predict" in results["protocols"][name]
+    cfg = load_config(run / "config.yaml")
+    data = build_data(cfg)
+    method = method_of(cfg, load_training_checkpoint(run / "checkpoints" / "last.ckpt"), data.train)
+    with torch.no_grad():
+        logits = method.predict(data.eval.images)
+    report = imbalanced_classification_report(data.eval.labels, torch.softmax(logits, dim=1))
+    assert metrics["classifier_accuracy"] == pytest.approx(report["accuracy"], abs=1e-6)
+    # SimCLR has no classifier: no such metric
+    simclr = tmp_path / "simclr"
+    assert main(["train", str(TINY), "--out", str(simclr), "--set", "trainer.max_steps=1"]) == 0
+    assert "classifier_accuracy" not in json.loads((simclr / "results.json").read_text())["metrics"]

@@ -96,7 +96,7 @@ def as_batch(obj: object) -> Batch:
     * a ``Batch``: returned as is;
     * a tensor ``[B, C, H, W]``: ``Batch(images=x)``;
     * a tuple or list ``(images, labels, ...)``: images and, when the second entry is a tensor, labels (further
-      entries are ignored, as torchvision-style datasets add paths or targets of other kinds);
+      entries are ignored, as datasets may add paths or targets of other kinds after the label);
     * a mapping with keys among the ``Batch`` fields (``{"images": x, "labels": y}``).
     """
     if isinstance(obj, Batch):

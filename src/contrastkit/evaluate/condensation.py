@@ -1,5 +1,5 @@
 r"""Evaluation of a condensed (synthetic) training set, as in dataset condensation (DC: Zhao, Mopuri & Bilen,
-ICLR 2021, ``utils.py: evaluate_synset``; DSA: Zhao & Bilen, ICML 2021; DCC: Lee et al., ICML 2022).
+ICLR 2021, whose evaluation protocol this is; DSA: Zhao & Bilen, ICML 2021; DCC: Lee et al., ICML 2022).
 
 A synthetic set ``S`` (``[M, ch, H, W]`` with labels ``[M]``) is judged by training ``K`` fresh randomly
 initialised networks on it and testing them on the real test split:
@@ -90,7 +90,7 @@ class SynsetEvalConfig:
 
 @dataclass(frozen=True)
 class SynsetEvaluation:
-    """Test accuracies of the ``K`` nets trained on one set, their mean and std (ddof 0 as numpy, DC's code)."""
+    """Test accuracies of the ``K`` nets trained on one set, their mean and std (population std, ddof 0, as in DC)."""
 
     accuracies: tuple[float, ...]
     seconds: float

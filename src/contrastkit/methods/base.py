@@ -10,14 +10,16 @@ Required (:class:`Method`):
   it on the *global* batch and hands each rank its rows, so that multi-process training sees one process's views;
 * ``embed(x) -> [B, D]``: the representation that monitors, evaluation and export use.
 
-Optional hooks, called by :class:`contrastkit.train.engine.Engine` when a method defines them (see
-:class:`MethodHooks` for their contexts):
+Optional members, used by the engine (:class:`contrastkit.train.engine.Engine`) and the monitors when a method
+defines them (see :class:`MethodHooks` for the hooks' contexts):
 
 * ``on_fit_start(ctx)``: once, before the first step, with the data source (build a queue, a memory bank);
 * ``on_epoch_start(ctx)``: at every epoch boundary, with ``ctx.features()`` = ``embed`` of the whole training
   source (k-means prototypes, pseudo-labels). Not called when a resume lands mid-epoch: what a hook computes
   belongs in buffers, which checkpoints keep;
 * ``on_step_end(ctx)``: after every optimiser step (momentum-encoder EMA, enqueueing keys);
+* ``predict(x) -> [B, K]``: class logits, for methods that classify; the monitors then report held-out accuracy,
+  balanced accuracy and macro-F1;
 * ``parameter_groups() -> [{"params": [...], ...}]``: the optimiser's groups (default: one group of every
   parameter with ``requires_grad``); extra keys such as ``"lr_scale"`` or ``"weight_decay"`` override the
   optimiser config for that group.

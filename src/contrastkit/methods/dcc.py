@@ -1,7 +1,7 @@
 r"""Dataset condensation by gradient matching: DC (Zhao, Mopuri & Bilen, ICLR 2021), DSA (Zhao & Bilen, ICML 2021)
-and DCC / DSAC (Lee et al., "Dataset Condensation with Contrastive Signals", ICML 2022), as in the official DCC
-code (``Saehyung-Lee/DCC: main.py``), with the fixes of the spec (seeded generators, distinct loop names, the
-loss actually optimised is logged).
+and DCC / DSAC (Lee et al., "Dataset Condensation with Contrastive Signals", ICML 2022), with the algorithm and
+settings of Lee et al. and the fixes of the spec (seeded generators, distinct loop names, the loss actually
+optimised is logged).
 
 A synthetic set ``S [C * ipc, ch, H, W]`` (labels ``[0]*ipc + [1]*ipc + ...``) is learned. For each outer
 iteration ``ol`` a fresh network ``theta`` is drawn; then for ``il = 0 .. inner_loop - 1``::
@@ -60,7 +60,7 @@ LOOP_TABLES: dict[str, dict[int, tuple[int, int]]] = {
 
 
 def get_loops(ipc: int, table: str = "dcc_table") -> tuple[int, int]:
-    """``(inner_loop, T)`` for ``ipc`` images per class (DCC's ``get_loops``; DC's differs only at ipc 1)."""
+    """``(inner_loop, T)`` for ``ipc`` images per class (the loop settings of Lee et al.; DC's differ only at ipc 1)."""
     if table not in LOOP_TABLES:
         raise ValueError(f"table must be one of {list(LOOP_TABLES)}, got {table!r}")
     if ipc not in LOOP_TABLES[table]:
@@ -75,14 +75,14 @@ def use_contrastive(outer_iteration: int, inner_step: int, outer_warmup: int, in
 
 @dataclass(frozen=True)
 class CondensationConfig:
-    """Switches of the spec (§4); defaults follow the official DCC code.
+    """Switches of the spec (§4); defaults follow Lee et al. (ICML 2022).
 
     ``inner_loop`` / ``epochs_between`` override :func:`get_loops` (``loops`` table) when set.
     ``dsa=True`` with ``matching="dcc"`` is DSAC. ``real_grad_reduction``: ``"mean"`` (class_mean) or ``"sum"``.
     ``vmap_chunk_size``: classes per batched call of :func:`class_gradients` (None = all at once, fastest on a
     GPU; 1 is about 2x faster on a CPU, where one big batch falls out of cache).
     ``class_grad_method``: ``"vmap"`` or ``"loop"`` (see :func:`class_gradients`; ``"loop"`` is 1.2-1.5x faster
-    on a CPU). The official assertion ``inner_warmup <= inner_loop`` is enforced for ``matching="dcc"`` only (DC
+    on a CPU). Lee et al.'s requirement ``inner_warmup <= inner_loop`` is enforced for ``matching="dcc"`` only (DC
     ignores the warm-up).
     """
 
@@ -133,7 +133,7 @@ class CondensationConfig:
             raise ValueError(f"vmap_chunk_size must be None or an int >= 1, got {self.vmap_chunk_size!r}")
         inner, _ = self.resolved_loops()
         if self.matching == "dcc" and self.inner_warmup > inner:
-            raise ValueError(f"inner_warmup={self.inner_warmup} must be <= inner_loop={inner} (official assertion)")
+            raise ValueError(f"inner_warmup={self.inner_warmup} must be <= inner_loop={inner} (DCC's bi-level warm-up)")
 
     def resolved_loops(self) -> tuple[int, int]:
         """``(inner_loop, T)`` after the overrides."""
@@ -290,7 +290,7 @@ class SetClassifier(nn.Module):
 
     ``training_step(batch) = CE(net(view), labels)`` (mean over the batch) on one view, the batch's images with
     DSA drawn per image from the engine's generator (``augment``; one transformation family per batch when
-    ``shared_family``, DSA's ``DiffAugment``, else one per image, DC's ``crop_scale_rotate``), or the images as
+    ``shared_family``, as DSA trains, else one per image, as DC's ``crop_scale_rotate`` augmentation), or the images as
     they are when ``augment`` is None.
 
     Args:

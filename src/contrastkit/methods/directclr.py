@@ -5,11 +5,11 @@ No trainable projector: the contrastive loss sees the first ``d0`` coordinates o
 ``r = f(x)`` ``[B, D]``. With ``z = r[:, :d0]`` ``[B, d0]`` and ``u = z / ||z||``::
 
     S_ij = <u1_i, u2_j> / tau
-    L    = 1/2 CE(S, arange(B)) + 1/2 CE(S^T, arange(B))          (negatives = "cross_view", official code)
+    L    = 1/2 CE(S, arange(B)) + 1/2 CE(S^T, arange(B))          (negatives = "cross_view", Jing et al.)
     L    = nt_xent(z1, z2, tau)                                   (negatives = "ntxent", 2B - 2 negatives)
 
-The gradient reaches ``r[:, d0:]`` only through the shared trunk: ``dL / d r[:, d0:] = 0`` exactly. The official
-code uses d0 = 360 of D = 2048 and tau = 0.1. Drive it like SimCLR::
+The gradient reaches ``r[:, d0:]`` only through the shared trunk: ``dL / d r[:, d0:] = 0`` exactly. Jing et al.
+use d0 = 360 of D = 2048 and tau = 0.1. Drive it like SimCLR::
 
     method = DirectCLR(resnet18(in_channels=1, small_stem=True, width=0.25), simclr_views(28, 1), d0=64)
     loss = method.training_step(images)["loss"]; loss.backward(); optimizer.step()
@@ -48,8 +48,8 @@ class DirectCLR(nn.Module):
         views: the view pipeline; ``None`` means every batch already holds the two views.
         d0: how many leading coordinates the loss sees, ``1 <= d0 <= D`` (paper: 360 of 2048).
         temperature: tau > 0 (paper: 0.1).
-        negatives: ``"cross_view"`` (symmetric, B - 1 other-view negatives; official code) or ``"ntxent"``
-            (SimCLR's 2B - 2; lightly's ``DirectCLRLoss``).
+        negatives: ``"cross_view"`` (symmetric, B - 1 other-view negatives; Jing et al.) or ``"ntxent"``
+            (SimCLR's NT-Xent on the ``d0`` slice, 2B - 2 negatives from both views).
         gather_distributed: contrast local anchors against the keys of all ranks (exact multi-GPU gradients).
     """
 

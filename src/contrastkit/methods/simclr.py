@@ -46,7 +46,7 @@ class SimCLR(nn.Module):
             loss sees ``h`` itself; ``projection_dim`` and ``hidden_dim`` are unused). Jing et al. (ICLR 2022)
             compare the three: dimensional collapse grows from MLP to linear to none.
         negatives: ``"ntxent"`` (2N - 2 negatives from both views, SimCLR) or ``"cross_view"`` (symmetric
-            cross-view InfoNCE, N - 1 negatives from the other view: the loss of the official DirectCLR code for
+            cross-view InfoNCE, N - 1 negatives from the other view: the loss Jing et al. (ICLR 2022) use for
             every arm, so that projector comparisons differ only in the projector).
     """
 

@@ -1,22 +1,23 @@
 r"""SuperCon (Chen, Zhuang & Chang, arXiv 2202.05685, 2022, "SuperCon: Supervised Contrastive Learning for
-Imbalanced Skin Lesion Classification"): two stages, reconstructed from SupContrast (Khosla et al., NeurIPS 2020).
+Imbalanced Skin Lesion Classification"): two stages, reconstructed from SupCon (Khosla et al., NeurIPS 2020).
 
 **Stage 1** (:class:`SuperCon`): two views of every image go through the backbone ``f`` and the projection head
-``g = Linear(D, D) -> ReLU -> Linear(D, 128)`` (SupContrast ``head='mlp'``); the SupCon loss L_out pulls all
+``g = Linear(D, D) -> ReLU -> Linear(D, 128)`` (the MLP head of Khosla et al.); the SupCon loss L_out pulls all
 same-class views together::
 
     x [B, C, H, W], y [B] -> v1, v2 = t(x), t(x) -> z = normalize(g(f(cat(v1, v2))))  [2B, 128]
     L = (tau / tau_base) * mean_i -1/|P(i)| sum_{p in P(i)} log softmax_{a != i}(z_i . z_a / tau)_p,
     P(i) = {p != i : y_p = y_i}  (always holds i's other view)
 
-``supcon_reduction="all_anchors"`` averages over all 2B anchors (SupContrast; an anchor without positive adds 0),
-``"nonzero_anchors"`` over the anchors with a positive (pytorch-metric-learning); with two views they coincide.
+``supcon_reduction="all_anchors"`` averages over all 2B anchors (Khosla et al.; an anchor without positive adds
+0), ``"nonzero_anchors"`` only over the anchors with at least one positive (anchors without one are dropped from
+the mean, not counted as 0); with two views every anchor has a positive and they coincide.
 Balanced batches (CICL) come from :class:`contrastkit.data.ClassBalancedBatchSampler`.
 
 **Stage 2** (:func:`supercon_classifier`): drop ``g``, put a linear classifier on ``f`` and train it with
 ``stage2_loss`` (``ce | weighted_ce | focal | class_balanced``) on one view, the encoder frozen
-(``freeze_encoder=True``, SupContrast's ``main_linear.py``) or fine-tuned. The paper's stage-2 loss and freezing
-are unverified (spec ``supercon.md`` §2.2); the defaults are SupContrast's (``ce``, frozen).
+(``freeze_encoder=True``, the linear evaluation of Khosla et al.) or fine-tuned. The paper's stage-2 loss and freezing
+are unverified (spec ``supercon.md`` §2.2); the defaults are those of Khosla et al. (``ce``, frozen).
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ class SuperCon(nn.Module):
     Args:
         backbone: module ``[B, C, H, W] -> [B, D]`` with a ``num_features`` attribute (``D``).
         views: view pipeline (None: batches hold ready views, ``Batch(views=(v1, v2), labels=y)``).
-        projection_dim: output size of ``g`` (128 in SupContrast).
-        hidden_dim: hidden size of ``g`` (None: ``D``, as SupContrast).
-        temperature: tau (SupContrast default 0.07; its README run 0.1).
-        base_temperature: tau_base; the loss is scaled by tau / tau_base (None: no scaling, as
-            pytorch-metric-learning).
-        supcon_reduction: ``"all_anchors"`` (SupContrast) or ``"nonzero_anchors"``.
+        projection_dim: output size of ``g`` (128 in Khosla et al.).
+        hidden_dim: hidden size of ``g`` (None: ``D``, as Khosla et al.).
+        temperature: tau (default 0.07, the SupCon loss's default in Khosla et al.'s setup; their reported runs
+            use 0.1).
+        base_temperature: tau_base; the loss is scaled by tau / tau_base (None: no scaling, the plain
+            loss L_out without the tau / tau_base factor).
+        supcon_reduction: ``"all_anchors"`` (Khosla et al.) or ``"nonzero_anchors"`` (see the module docstring).
         gather_distributed: contrast local anchors with the views of all DDP ranks.
     """
 

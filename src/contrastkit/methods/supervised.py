@@ -11,7 +11,7 @@ class y, weights from the TRAINING split):
 * ``"class_balanced"``: ``mean_n w_{y_n} CE_n`` with ``w_c ∝ (1 - beta) / (1 - beta^{n_c})`` (sum C; Cui et al.
   2019, beta = 0.999).
 
-``freeze_encoder=True`` (SupCon's linear evaluation, ``main_linear.py``) trains only ``W``: the backbone's
+``freeze_encoder=True`` (SupCon's linear evaluation, Khosla et al., NeurIPS 2020) trains only ``W``: the backbone's
 parameters get ``requires_grad=False``, it stays in eval mode (no BatchNorm statistics update) and runs under
 ``no_grad``. Drive it from any loop::
 
@@ -116,6 +116,11 @@ class SupervisedClassifier(nn.Module):
                 features = self.backbone(x)
             return self.classifier(_at_least_float32(features))
         return self.classifier(_at_least_float32(self.backbone(x)))
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Class logits ``[B, K]`` (the optional classifier member of the method protocol; monitors report the
+        held-out accuracy and macro-F1 of its argmax)."""
+        return self(x)
 
     def make_views(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor]:
         """One random view ``[B, C, H, W]`` of ``images`` (the images themselves when ``views`` is None)."""

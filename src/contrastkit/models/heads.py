@@ -67,7 +67,7 @@ class SimCLRProjectionHead(ProjectionHead):
     ``z = W_L relu(BN(W_{L-1} ... relu(BN(W_1 h))))``.
 
     Hidden layers get BatchNorm when ``batch_norm``; the output layer gets one only when ``output_batch_norm``
-    (SimCLR v2's TF code normalises the output too). ``[B, in_dim] -> [B, out_dim]``.
+    (SimCLR v2, Chen et al. NeurIPS 2020, batch-normalises the output too). ``[B, in_dim] -> [B, out_dim]``.
     """
 
     def __init__(

@@ -14,7 +14,7 @@ it is the one gradient step here outside the engine. DC's network optimiser is S
 optimiser per :func:`train_on_set` call equals DC's one optimiser per outer iteration.
 
 **Evaluation** (:func:`evaluate_synset`, the protocol of :class:`~contrastkit.evaluate.condensation.SynsetEvalConfig`,
-DC's ``utils.py: evaluate_synset``): ``K`` fresh nets, each trained on the set with SGD (lr 0.01, momentum 0.9,
+DC's evaluation protocol): ``K`` fresh nets, each trained on the set with SGD (lr 0.01, momentum 0.9,
 weight decay 5e-4, batch 256) for ``E`` epochs, ``lr x 0.1`` from epoch ``E // 2`` on, then tested on the real test
 split. Baselines: :func:`random_real_subset` and :func:`whole_data_accuracy`.
 

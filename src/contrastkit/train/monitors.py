@@ -1,6 +1,6 @@
 """Online monitors: a stop-gradient linear probe trained beside the method, and held-out kNN / effective rank.
 
-``TrainModule`` wraps a method with the online classifier (solo-learn's online linear protocol: a linear layer on
+``TrainModule`` wraps a method with the online classifier (an online linear probe: a linear layer on
 detached backbone features of the first view, trained with cross-entropy at every step). Its gradients never reach
 the backbone, so it measures the representation without changing it. ``evaluate_monitors`` embeds the held-out
 split and a (sub-sampled) training memory bank and reports weighted kNN accuracy (Wu et al. 2018), the
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from contrastkit import accel
 from contrastkit.data import Batch, ImageDataset
-from contrastkit.evaluate import Embedding, extract_features
+from contrastkit.evaluate import Embedding, extract_features, imbalanced_classification_report
 from contrastkit.evaluate.protocols import evaluate_features, protocol_texts
 from contrastkit.train.config import MonitorConfig
 
@@ -60,6 +60,17 @@ class TrainModule(nn.Module):
         return {"total": loss, **logs}
 
 
+class _Predict(nn.Module):
+    """A classifier method's ``predict`` (logits) as a module, for feature extraction."""
+
+    def __init__(self, method: nn.Module) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.method.predict(x)
+
+
 @torch.no_grad()
 def embedding_dim(method: nn.Module, sample: Tensor) -> int:
     """The size ``D`` of ``method.embed`` on ``sample`` ``[B, C, H, W]`` (a forward pass in eval mode)."""
@@ -97,6 +108,12 @@ def evaluate_monitors(
         f_bank, bank.labels, f_held, held_out.labels, protocols, k=cfg.knn_k, temperature=cfg.knn_temperature
     )
     metrics = {name: m.value for name, m in measured.items()}
+    predict = getattr(module.method, "predict", None)
+    if callable(predict) and held_out.labels is not None:
+        logits = extract_features(_Predict(module.method), held_out.images, 1024, device, precision=precision)
+        report = imbalanced_classification_report(held_out.labels, torch.softmax(logits, dim=1))
+        for name in ("accuracy", "balanced_accuracy", "macro_f1"):
+            metrics[f"classifier_{name}"] = float(report[name])
     if module.online_classifier is not None and held_out.labels is not None:
         with torch.no_grad():
             weight = module.online_classifier.weight.detach().float().cpu()
@@ -116,6 +133,9 @@ def monitor_protocols(cfg: MonitorConfig, split: str, bank_size: int) -> dict[st
         bank_text=f"{bank_size} training images",
         query_text=f"the {split} split",
     )
+    for name, what in (("accuracy", "top-1 accuracy"), ("balanced_accuracy", "balanced accuracy (mean per-class "
+                       "recall)"), ("macro_f1", "macro-F1")):  # fmt: skip
+        texts[f"classifier_{name}"] = f"{what} of the method's own classifier (argmax of predict) on the {split} split"
     texts["online_linear_top1"] = (
         f"online linear probe top-1 on the {split} split (stop-gradient linear layer trained on view-1 features "
         "during pre-training)"

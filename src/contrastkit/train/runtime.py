@@ -89,8 +89,8 @@ class FabricRuntime:
         return wrapped, list(opts)
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
-        # Fabric enters the precision context for forward() and a LightningModule's *_step methods only (Lightning
-        # #16857 / #17439); a method's training_step is a plain method, so the engine enters it explicitly
+        # Fabric enters the precision context only for forward() and a LightningModule's *_step methods; a
+        # method's training_step is a plain method, so the engine enters it explicitly
         return self.fabric.autocast()
 
     def backward(self, loss: torch.Tensor) -> None:

@@ -16,9 +16,9 @@ iteration takes 24.9 s instead of 7.4 s on one core, ``benchmarks/dcc_time_outer
 --matching dcc [--epochs-between 10]``, ``docs/results/dcc/time_outer_ipc10_T{50,10}.json``), init
 from real images, SGD on the pixels (lr 0.1, momentum 0.5), distance ``ours``, ``batch_real`` real images per
 class, ``outer`` fresh nets, DCC warm-up ``outer_warmup = outer // 4`` (spec §4: 25 % of a short run) and
-``inner_warmup = 10``. DSA/DSAC: siamese DSA, ``color_crop_cutout_scale_rotate`` on digits (no flip, as the DC
-README advises), ``color_crop_cutout_flip_scale_rotate`` on Fashion-MNIST. Images are standardised with the mean
-and std of the training split.
+``inner_warmup = 10``. DSA/DSAC: siamese DSA, ``color_crop_cutout_scale_rotate`` on digits (no flip, as Zhao &
+Bilen advise for digits), ``color_crop_cutout_flip_scale_rotate`` on Fashion-MNIST. Images are standardised with
+the mean and std of the training split.
 
 **Evaluation** (:func:`contrastkit.train.condensation.evaluate_synset`): ``NETS`` fresh ConvNets (same
 architecture) per set, SGD lr 0.01, momentum 0.9, wd 5e-4, batch 256, ``EPOCHS`` epochs, lr x 0.1 at half;
@@ -30,7 +30,7 @@ their std; the per-net accuracies are saved as artifacts).
 **Budget** (a 2-core CPU, see docs/results.md): ``full`` = width 32, batch_real 32, 20 outer iterations, 10 nets
 x 300 epochs, 1,000 test images; ``quick`` = width 8, 8 real images per class from a 1,000-image training
 subset, 2 outer iterations of (2, 2) loops, 2 nets x 20 epochs, 200 test images: a smoke test, not evidence. The
-official budget (width 128, batch_real 256, 1,000 outer iterations, 20 nets x 300-1,000 epochs, 10,000 test
+settings of Lee et al. (width 128, batch_real 256, 1,000 outer iterations, 20 nets x 300-1,000 epochs, 10,000 test
 images) is about 3 orders of magnitude more compute.
 
 Run a subset of the arms with ``contrastkit reproduce dcc --arms GLOB ...``; ``--set outer=100`` changes a setting
