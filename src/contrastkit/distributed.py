@@ -1,6 +1,6 @@
 """Rank utilities and a gradient-exact all-gather for batch-contrastive losses under DDP.
 
-The pattern (see ``specs/anchors.md`` §3.2): with ``W`` ranks, rank ``r`` holds
+The pattern: with ``W`` ranks, rank ``r`` holds
 a local batch ``z_r`` of ``n_r`` rows. A loss computes its LOCAL anchors (rows) against the GLOBAL keys
 (columns) ``cat(z_0, ..., z_{W-1})`` obtained with :func:`gather_with_grad`:
 

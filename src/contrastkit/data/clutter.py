@@ -1,5 +1,5 @@
-"""Cluttered MNIST: digits on class-independent clutter, the "task-irrelevant information" variant of the DCC
-spec (Lee et al., ICML 2022, sec. 1: class-wise gradient matching can do worse than random selection when
+"""Cluttered MNIST: digits on class-independent clutter, the "task-irrelevant information" setting of DCC
+(Lee et al., ICML 2022, sec. 1: class-wise gradient matching can do worse than random selection when
 task-irrelevant content dominates the images).
 
 Each 28x28 image keeps its MNIST digit and label and gets, independently of the label:

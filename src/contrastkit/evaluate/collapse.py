@@ -6,7 +6,7 @@ For embeddings ``z`` ``[N, D]`` with covariance eigenvalues ``lambda_1 >= ... >=
 * ``effective_rank = exp(H(lambda / sum lambda))`` (in ``[1, D]``);
 * ``collapsed_dims = #{k : lambda_k <= rel * lambda_1}`` (``rel = 1e-4``: DirectCLR's near-zero eigenvalues);
 * ``dead_units``: columns that are 0 on every row (post-ReLU units that never fire; each gives a zero
-  eigenvalue, so it also counts as collapsed: report it separately, spec pitfall 6);
+  eigenvalue, so it also counts as collapsed: report it separately);
 * ``dim = D``.
 
 With ``pre_relu`` (the same representation before its last ReLU, ``[N, D']``) the same numbers are added with a

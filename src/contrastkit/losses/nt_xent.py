@@ -10,7 +10,7 @@ the 2B - 2 other embeddings of both views as negatives; the self-pair is exclude
 The denominator holds the positive and the 2B - 2 negatives (Chen et al., ICML 2020, eq. 1; default tau
 0.5). Under ``gather_distributed`` the local 2B anchors are contrasted with the keys of all ranks and the mean
 is taken so that DDP's gradient averaging reproduces the single-process global-batch gradient exactly
-(``contrastkit.distributed``; anchors.md §3.2).
+(``contrastkit.distributed``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 r"""Dataset condensation by gradient matching: DC (Zhao, Mopuri & Bilen, ICLR 2021), DSA (Zhao & Bilen, ICML 2021)
 and DCC / DSAC (Lee et al., "Dataset Condensation with Contrastive Signals", ICML 2022), with the algorithm and
-settings of Lee et al. and the fixes of the spec (seeded generators, distinct loop names, the loss actually
-optimised is logged).
+settings of Lee et al., plus seeded generators, distinct loop names and a log of the loss actually
+optimised.
 
 A synthetic set ``S [C * ipc, ch, H, W]`` (labels ``[0]*ipc + [1]*ipc + ...``) is learned. For each outer
 iteration ``ol`` a fresh network ``theta`` is drawn; then for ``il = 0 .. inner_loop - 1``::
@@ -75,7 +75,7 @@ def use_contrastive(outer_iteration: int, inner_step: int, outer_warmup: int, in
 
 @dataclass(frozen=True)
 class CondensationConfig:
-    """Switches of the spec (§4); defaults follow Lee et al. (ICML 2022).
+    """Switches of the method; defaults follow Lee et al. (ICML 2022).
 
     ``inner_loop`` / ``epochs_between`` override :func:`get_loops` (``loops`` table) when set.
     ``dsa=True`` with ``matching="dcc"`` is DSAC. ``real_grad_reduction``: ``"mean"`` (class_mean) or ``"sum"``.

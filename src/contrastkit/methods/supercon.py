@@ -17,7 +17,7 @@ Balanced batches (CICL) come from :class:`contrastkit.data.ClassBalancedBatchSam
 **Stage 2** (:func:`supercon_classifier`): drop ``g``, put a linear classifier on ``f`` and train it with
 ``stage2_loss`` (``ce | weighted_ce | focal | class_balanced``) on one view, the encoder frozen
 (``freeze_encoder=True``, the linear evaluation of Khosla et al.) or fine-tuned. The paper's stage-2 loss and freezing
-are unverified (spec ``supercon.md`` §2.2); the defaults are those of Khosla et al. (``ce``, frozen).
+are not stated unambiguously in the paper; the defaults are those of Khosla et al. (``ce``, frozen).
 """
 
 from __future__ import annotations

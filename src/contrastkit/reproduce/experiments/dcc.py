@@ -1,6 +1,6 @@
 r"""``contrastkit reproduce dcc``: dataset condensation with contrastive signals (DCC; Lee, Chun, Jung, Yun & Yoon,
 ICML 2022) against class-wise gradient matching (DC, Zhao et al. ICLR 2021; DSA, Zhao & Bilen ICML 2021) and random
-selection, on MNIST, Fashion-MNIST and cluttered MNIST (spec ``dcc.md`` §7).
+selection, on MNIST, Fashion-MNIST and cluttered MNIST.
 
 **Arms** ``METHOD-DATASET-ipcK`` for METHOD in ``random``, ``dc``, ``dcc``, ``dsa``, ``dsac``; DATASET in
 ``mnist``, ``fashion-mnist``, ``clutter`` (MNIST digits on class-independent clutter,
@@ -11,11 +11,11 @@ is paired: same seed, same starting images, same evaluation nets.
 **Condensation** (:func:`contrastkit.train.condensation.condense`), identical for all four methods except the switches:
 ConvNet (depth 3, instancenorm = GroupNorm(C, C), avg-pool, width ``WIDTH``), the same loops for DC and DCC: at
 ipc 1 DCC's table (10 matching steps per fresh net, 5 epochs of net training between them), at ipc 10 10 steps
-with **10** epochs between them instead of the table's 50 (spec §7.6: keep T small on a CPU; with 50 one outer
+with **10** epochs between them instead of the table's 50 (T kept small on a CPU; with 50 one outer
 iteration takes 24.9 s instead of 7.4 s on one core, ``benchmarks/dcc_time_outer.py --ipc 10 --outer 1
 --matching dcc [--epochs-between 10]``, ``docs/results/dcc/time_outer_ipc10_T{50,10}.json``), init
 from real images, SGD on the pixels (lr 0.1, momentum 0.5), distance ``ours``, ``batch_real`` real images per
-class, ``outer`` fresh nets, DCC warm-up ``outer_warmup = outer // 4`` (spec §4: 25 % of a short run) and
+class, ``outer`` fresh nets, DCC warm-up ``outer_warmup = outer // 4`` (25 % of a short run) and
 ``inner_warmup = 10``. DSA/DSAC: siamese DSA, ``color_crop_cutout_scale_rotate`` on digits (no flip, as Zhao &
 Bilen advise for digits), ``color_crop_cutout_flip_scale_rotate`` on Fashion-MNIST. Images are standardised with
 the mean and std of the training split.
@@ -150,7 +150,7 @@ def claims(rows: list[dict[str, Any]]) -> list[Claim]:
 EXPERIMENT = Experiment(
     name="dcc",
     description=(
-        "DCC vs DC, DSAC vs DSA and random selection (Lee et al., ICML 2022; spec dcc.md section 7) on MNIST, "
+        "DCC vs DC, DSAC vs DSA and random selection (Lee et al., ICML 2022) on MNIST, "
         "Fashion-MNIST and cluttered MNIST at 1 and 10 images per class; width-32 ConvNet, 20 outer iterations "
         "of (10 matching steps, 5 (ipc 1) or 10 (ipc 10) net epochs between), 32 real images per class per step, "
         "10 evaluation nets x 300 epochs (a reduced CPU "

@@ -1,6 +1,5 @@
 r"""``contrastkit reproduce directclr``: projectors, DirectCLR and dimensional collapse on Fashion-MNIST (Jing,
-Vincent, LeCun & Tian, ICLR 2022, "Understanding Dimensional Collapse in Contrastive Self-supervised Learning";
-spec §7.2).
+Vincent, LeCun & Tian, ICLR 2022, "Understanding Dimensional Collapse in Contrastive Self-supervised Learning").
 
 Every arm is the base config ``reproduce/configs/directclr.yaml`` plus overrides (the report prints each arm's
 ``contrastkit train`` command) and trains through the engine: small-stem ResNet-18 (width 0.25, BatchNorm,
@@ -13,7 +12,7 @@ where the CPU has it, the same steps. Only what the loss sees differs:
 * ``directclr-d{16,32,64}``: ``z = r[:, :d0]`` with ``d0 = D/8, D/4, D/2`` (no projector);
 * ``random-init`` (reference): the same backbone untrained, at the seed's initialisation.
 
-Each over two augmentations (spec §7.2: "weak vs strong noise/crop"):
+Each over two augmentations (weak vs strong noise and crop):
 
 * ``weak``: random resized crop with scale (0.6, 1) + horizontal flip, no photometric jitter;
 * ``strong``: crop scale (0.08, 1) + flip + brightness/contrast jitter of strength 1.0 (0.8, 0.8; p 0.8) +
@@ -177,7 +176,7 @@ register_experiment(
     Experiment(
         name="directclr",
         description=(
-            "DirectCLR vs projector arms on Fashion-MNIST (Jing et al., ICLR 2022, spec section 7.2): small-stem "
+            "DirectCLR vs projector arms on Fashion-MNIST (Jing et al., ICLR 2022): small-stem "
             f"ResNet-18 w0.25 (D={FEATURES}), cross-view InfoNCE tau 0.1, Adam 2e-3, batch 256, 250 steps "
             "(--quick: 25), weak vs strong augmentation; probes and collapse metrics on the test split. "
             "The first arm (mlp-weak) is the reference of the paired-difference tables; the claims pair the arms "

@@ -18,7 +18,7 @@ trained with plain SGD (no weight decay) on the un-normalised, one-directional I
 Metrics are measured on 1,000 fresh ``N(0, I)`` inputs: the effective rank ``exp(H(lambda / sum lambda))`` of
 the embedding covariance, the number of eigenvalues below ``1e-2`` and ``1e-4`` of the largest, and
 ``log10 ||W[:, 8:]||_F^2 / ||W[:, :8]||_F^2`` (the gain of the noisy input directions relative to the clean ones,
-``W`` the product of the layers). The full run uses 3,000 steps (spec §7.1; Jing et al. run 10,000);
+``W`` the product of the layers). The full run uses 3,000 steps (Jing et al. run 10,000);
 ``--quick`` 1,500.
 """
 

@@ -1,5 +1,5 @@
 r"""``contrastkit reproduce supercon``: two-stage supervised contrastive learning vs re-weighted single-stage
-baselines on long-tailed Fashion-MNIST (SuperCon, Chen, Zhuang & Chang, arXiv 2202.05685; spec ``supercon.md`` §7).
+baselines on long-tailed Fashion-MNIST (SuperCon, Chen, Zhuang & Chang, arXiv 2202.05685).
 
 **Profiles** (training subsets, drawn per seed with :func:`contrastkit.data.long_tailed_subset`):
 
@@ -27,15 +27,15 @@ a smoke test, not evidence.
 
 * ``ce``, ``weighted_ce`` (inverse frequency, ``F.cross_entropy(weight=w)``), ``focal`` (gamma 2, no alpha),
   ``class_balanced`` (Cui et al., beta 0.999): end to end on one view for E epochs;
-* SuperCon: stage 1 SupCon L_out (tau 0.1 as spec §7.2, tau_base 0.07 as Khosla et al., NeurIPS 2020, two views,
+* SuperCon: stage 1 SupCon L_out (tau 0.1, tau_base 0.07 as Khosla et al., NeurIPS 2020, two views,
   all anchors, projection 288 -> 288 -> 128) for E1 = round(2E/3) = 13 epochs, then stage 2 for E - E1 = 7 epochs:
 
   * ``supercon``: CE on the FROZEN encoder (the linear evaluation protocol of Khosla et al., NeurIPS 2020; the
-    spec's default switches) -- the primary SuperCon arm of the claims;
-  * ``supercon_focal``: focal (gamma 2) on the frozen encoder, the spec's "SuperCon-like" reading (§7.3 arm 6),
+    default switches) -- the primary SuperCon arm of the claims;
+  * ``supercon_focal``: focal (gamma 2) on the frozen encoder, the "SuperCon-like" reading of the paper,
     also judged in the claims;
-  * ``supercon_cb``: class-balanced CE (beta 0.999) on the frozen encoder (§7.3 arm 7);
-  * ``supercon_ft``: focal with the encoder fine-tuned (``freeze_encoder=false``; §7.3 arm 8 -- the stage-2 loss
+  * ``supercon_cb``: class-balanced CE (beta 0.999) on the frozen encoder;
+  * ``supercon_ft``: focal with the encoder fine-tuned (``freeze_encoder=false``; the stage-2 loss
     is fixed in advance to focal, not picked as "the best" on test data).
 
   The four SuperCon arms of one (profile, seed) share one stage 1: it is trained once, its backbone exported to
@@ -45,8 +45,8 @@ a smoke test, not evidence.
   about 2 x 13 + 7 x (1/3 when frozen: forward only) backbone passes against the baselines' 20 (its ``seconds``
   include the shared stage 1).
 
-The CICL class-balanced batch sampler (``data.sampler: class_balanced``, §7.3 arm 9) is a config switch but not
-run here: it would need its own stage 1 per profile and seed.
+The CICL class-balanced batch sampler (``data.sampler: class_balanced``; Marrakchi et al., MICCAI 2021) is a config
+switch but not run here: it would need its own stage 1 per profile and seed.
 
 **Metrics** on the test split: macro-F1, macro one-vs-rest AUC (softmax scores), balanced accuracy, accuracy,
 weighted-F1 (reference only; on a balanced test split it equals macro-F1), the mean recall of the 3 classes with the
