@@ -12,7 +12,8 @@ The gradient reaches ``r[:, d0:]`` only through the shared trunk: ``dL / d r[:, 
 use d0 = 360 of D = 2048 and tau = 0.1. Drive it like SimCLR::
 
     method = DirectCLR(resnet18(in_channels=1, small_stem=True, width=0.25), simclr_views(28, 1), d0=64)
-    loss = method.training_step(images)["loss"]; loss.backward(); optimizer.step()
+    loss = method.training_step(images)["loss"]      # back-propagate it and step the optimiser in any loop
+                                                      # (a whole one: examples/simclr_plain_loop.py)
 """
 
 from __future__ import annotations

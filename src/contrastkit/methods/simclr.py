@@ -8,7 +8,8 @@ pulls the two projections of an image together against the other ``2N - 2`` proj
 The method is a small composition of blocks (views, backbone, head, loss); drive it from any loop::
 
     method = SimCLR(resnet18(in_channels=1, small_stem=True, width=0.25), views=simclr_views(28, 1))
-    loss = method.training_step(images)["loss"]; loss.backward(); optimizer.step()
+    loss = method.training_step(images)["loss"]      # back-propagate it and step the optimiser in any loop
+                                                      # (a whole one: examples/simclr_plain_loop.py)
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ parameters get ``requires_grad=False``, it stays in eval mode (no BatchNorm stat
 ``no_grad``. Drive it from any loop::
 
     model = SupervisedClassifier(backbone, simclr_views(28, 1), num_classes=10, loss="focal")
-    out = model.training_step((images, labels)); out["loss"].backward(); optimizer.step()
+    loss = model.training_step((images, labels))["loss"]  # back-propagate it and step the optimiser in any loop
 """
 
 from __future__ import annotations
