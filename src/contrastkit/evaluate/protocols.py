@@ -16,6 +16,10 @@ returns ``{name: Measurement(value, protocol)}``:
 
 ``bank_text`` and ``query_text`` name the data in the protocol texts (e.g. "60,000 training images",
 "the test split").
+
+:func:`evaluate_classifier_scores` measures a classifier's own class scores ``[N, K]`` (the ``predict`` of a
+classifying method) the same way: top-1 and balanced accuracy, macro- and weighted-F1, macro one-vs-rest AUC
+(:func:`contrastkit.evaluate.imbalanced_classification_report`), each with its text, and the per-class recalls.
 """
 
 from __future__ import annotations
@@ -25,13 +29,22 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from contrastkit.evaluate.classification import imbalanced_classification_report
 from contrastkit.evaluate.clustering import cluster_scores
 from contrastkit.evaluate.collapse import collapse_report
 from contrastkit.evaluate.knn import knn_accuracy
 from contrastkit.evaluate.linear import linear_probe
 from contrastkit.evaluate.spectrum import effective_rank
 
-__all__ = ["FEATURE_PROTOCOLS", "Measurement", "evaluate_features", "protocol_texts", "values"]
+__all__ = [
+    "FEATURE_PROTOCOLS",
+    "Measurement",
+    "classifier_protocol_texts",
+    "evaluate_classifier_scores",
+    "evaluate_features",
+    "protocol_texts",
+    "values",
+]
 
 FEATURE_PROTOCOLS = ("knn", "linear", "nmi", "rank", "collapse")
 
@@ -134,3 +147,31 @@ def evaluate_features(
 def values(measurements: dict[str, Measurement]) -> dict[str, float]:
     """``{name: value}`` of measurements."""
     return {name: m.value for name, m in measurements.items()}
+
+
+_CLASSIFIER_METRICS = {
+    "accuracy": "top-1 accuracy",
+    "balanced_accuracy": "balanced accuracy (mean per-class recall)",
+    "macro_f1": "macro-F1 (sklearn f1_score, average='macro')",
+    "weighted_f1": "weighted-F1 (sklearn f1_score, average='weighted')",
+    "auc_macro_ovr": "macro one-vs-rest AUC of the softmax scores (sklearn roc_auc_score)",
+}
+
+
+def classifier_protocol_texts(query_text: str = "the held-out split", prefix: str = "") -> dict[str, str]:
+    """The protocol text of every metric of :func:`evaluate_classifier_scores`."""
+    return {f"{prefix}{name}": f"{what} of the classifier's argmax on {query_text}"
+            for name, what in _CLASSIFIER_METRICS.items()}  # fmt: skip
+
+
+def evaluate_classifier_scores(
+    scores: Tensor, labels: Tensor, *, query_text: str = "the held-out split", prefix: str = ""
+) -> tuple[dict[str, Measurement], list[float]]:
+    """Metrics of class scores ``[N, K]`` (logits or probabilities; predictions are their argmax) against
+    ``labels`` ``[N]``: ``({prefix + name: Measurement}, per-class recall [K])``. Every class must occur in
+    ``labels`` for the AUC to be defined."""
+    report = imbalanced_classification_report(labels, scores.float().softmax(dim=1))
+    texts = classifier_protocol_texts(query_text, prefix)
+    measured = {f"{prefix}{name}": Measurement(float(report[name]), texts[f"{prefix}{name}"])
+                for name in _CLASSIFIER_METRICS}  # fmt: skip
+    return measured, [float(r) for r in report["per_class_recall"]]

@@ -15,8 +15,13 @@ from torch import Tensor, nn
 
 from contrastkit import accel
 from contrastkit.data import Batch, ImageDataset
-from contrastkit.evaluate import Embedding, extract_features, imbalanced_classification_report
-from contrastkit.evaluate.protocols import evaluate_features, protocol_texts
+from contrastkit.evaluate import Embedding, extract_features
+from contrastkit.evaluate.protocols import (
+    classifier_protocol_texts,
+    evaluate_classifier_scores,
+    evaluate_features,
+    protocol_texts,
+)
 from contrastkit.train.config import MonitorConfig
 
 
@@ -58,6 +63,9 @@ class TrainModule(nn.Module):
                 loss = loss + online_loss
         logs["loss"] = out["loss"].detach()
         return {"total": loss, **logs}
+
+
+CLASSIFIER_MONITORS = ("classifier_accuracy", "classifier_balanced_accuracy", "classifier_macro_f1")
 
 
 class _Predict(nn.Module):
@@ -111,9 +119,8 @@ def evaluate_monitors(
     predict = getattr(module.method, "predict", None)
     if callable(predict) and held_out.labels is not None:
         logits = extract_features(_Predict(module.method), held_out.images, 1024, device, precision=precision)
-        report = imbalanced_classification_report(held_out.labels, torch.softmax(logits, dim=1))
-        for name in ("accuracy", "balanced_accuracy", "macro_f1"):
-            metrics[f"classifier_{name}"] = float(report[name])
+        measured, _ = evaluate_classifier_scores(logits, held_out.labels, prefix="classifier_")
+        metrics.update({name: m.value for name, m in measured.items() if name in CLASSIFIER_MONITORS})
     if module.online_classifier is not None and held_out.labels is not None:
         with torch.no_grad():
             weight = module.online_classifier.weight.detach().float().cpu()
@@ -133,9 +140,13 @@ def monitor_protocols(cfg: MonitorConfig, split: str, bank_size: int) -> dict[st
         bank_text=f"{bank_size} training images",
         query_text=f"the {split} split",
     )
-    for name, what in (("accuracy", "top-1 accuracy"), ("balanced_accuracy", "balanced accuracy (mean per-class "
-                       "recall)"), ("macro_f1", "macro-F1")):  # fmt: skip
-        texts[f"classifier_{name}"] = f"{what} of the method's own classifier (argmax of predict) on the {split} split"
+    texts.update(
+        {
+            name: f"{text} (the method's own classifier, predict)"
+            for name, text in classifier_protocol_texts(f"the {split} split", "classifier_").items()
+            if name in CLASSIFIER_MONITORS
+        }
+    )
     texts["online_linear_top1"] = (
         f"online linear probe top-1 on the {split} split (stop-gradient linear layer trained on view-1 features "
         "during pre-training)"

@@ -63,6 +63,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from contrastkit.evaluate.protocols import classifier_protocol_texts, evaluate_classifier_scores
 from contrastkit.reproduce.arms import arm_config, arm_overrides, base_config_path, train_arm, train_command
 from contrastkit.reproduce.artifacts import artifact_path, load_artifact_json, save_artifact_json
 from contrastkit.reproduce.experiment import Arm, Claim, Experiment, Metric, register_experiment
@@ -80,27 +81,24 @@ from contrastkit.reproduce.stats import compare_arms
 
 QUICK: list[str] = []  # budget overrides of --quick besides each arm's own (tests shrink the model here)
 _TEST = "official balanced t10k split of the profile's classes (1,000 per class; quick 200)"
+_PROTOCOLS = classifier_protocol_texts(_TEST)
 METRICS = [
-    Metric("macro_f1", f"sklearn f1_score(average='macro') of argmax predictions; {_TEST}"),
-    Metric("auc_macro_ovr", f"sklearn roc_auc_score one-vs-rest, macro, on softmax scores; {_TEST}"),
-    Metric("balanced_accuracy", f"mean per-class recall (sklearn balanced_accuracy_score); {_TEST}"),
-    Metric("accuracy", f"top-1 accuracy; {_TEST} (equals balanced accuracy on a balanced split)"),
-    Metric("weighted_f1", f"sklearn f1_score(average='weighted'), reference only (equals macro-F1 on a balanced "
-                          f"split); {_TEST}"),
+    *(Metric(name, _PROTOCOLS[name]) for name in ("macro_f1", "auc_macro_ovr", "balanced_accuracy", "accuracy")),
+    Metric("weighted_f1", f"{_PROTOCOLS['weighted_f1']} (reference only: equals macro-F1 on a balanced split)"),
     Metric("tail3_recall", f"mean recall of the 3 classes with the fewest training images; {_TEST}"),
     Metric("seconds", "wall-clock seconds of training + evaluation (SuperCon arms include their shared stage 1)",
            higher_is_better=False),
 ]  # fmt: skip
 
 
-def evaluate_classifier(classifier: Any, test: Any) -> dict[str, Any]:
-    """:func:`contrastkit.evaluate.imbalanced_classification_report` of ``classifier``'s softmax on ``test``."""
-    import torch
-
-    from contrastkit.evaluate import extract_features, imbalanced_classification_report
+def evaluate_classifier(classifier: Any, test: Any) -> tuple[dict[str, float], list[float]]:
+    """:func:`contrastkit.evaluate.protocols.evaluate_classifier_scores` of ``classifier``'s logits on ``test``:
+    ``({metric: value}, per-class recall)``."""
+    from contrastkit.evaluate import extract_features
 
     logits = extract_features(classifier, test.images, batch_size=1000, precision="auto")
-    return imbalanced_classification_report(test.labels, torch.softmax(logits, dim=1))
+    measured, recall = evaluate_classifier_scores(logits, test.labels)
+    return {name: m.value for name, m in measured.items()}, recall
 
 
 def stage1_backbone(arm: Arm, seed: int, quick: bool) -> tuple[str, float, bool]:
@@ -135,11 +133,9 @@ def run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
         reused = stage1_seconds if was_reused else 0.0
         extra = [f"model.init_from={path}"]
     method, data = train_arm(arm_config(BASE, arm, seed, quick, QUICK, extra=extra))
-    report = evaluate_classifier(method, data.eval)
-    recall = list(report.pop("per_class_recall"))
+    metrics, recall = evaluate_classifier(method, data.eval)
     counts = data.train.class_counts().tolist()
     tail = sorted(range(len(counts)), key=lambda c: (counts[c], -c))[:3]
-    metrics = {k: float(v) for k, v in report.items()}
     metrics["tail3_recall"] = sum(recall[c] for c in tail) / len(tail)
     metrics["seconds"] = time.perf_counter() - start + reused
     save_artifact_json(f"{arm.name}-seed{seed}", {"arm": arm.name, "seed": seed, "setting": dict(arm.setting),
