@@ -41,7 +41,7 @@ def test_brightness_factors_are_per_image_and_span_the_range() -> None:
     assert f.min() < 0.65 and f.max() > 1.35 and abs(f.mean().item() - 1.0) < 0.05
 
 
-def test_contrast_matches_torchvision_formula() -> None:
+def test_contrast_matches_the_blend_with_the_grey_mean_formula() -> None:
     x = torch.rand(4, 3, 6, 6, dtype=torch.float64)
     y = ColorJitter(brightness=0, contrast=(0.5, 0.5), saturation=0, hue=0, p=1.0)(x)
     m = _luma64(x).mean(dim=(1, 2, 3), keepdim=True)

@@ -101,7 +101,7 @@ def test_singleton_anchor_excluded_but_still_a_negative() -> None:
     assert grad[4].abs().max() > 0
     per = supcon(x, labels, 0.2, reduction="none")
     assert per[4].item() == 0.0 and abs(loss.item() - per[:4].mean().item()) < 1e-12
-    # SupContrast convention (mean over all anchors) is available through reduction="none"
+    # the convention of Khosla et al. (mean over all anchors) is available through reduction="none"
     assert abs(per.mean().item() - 0.8 * loss.item()) < 1e-12
 
 

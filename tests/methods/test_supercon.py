@@ -50,7 +50,7 @@ def test_equals_nt_xent_when_each_class_is_the_two_views_of_one_image() -> None:
 
 def test_anchor_without_positive_is_finite_and_reductions_differ_as_specified() -> None:
     """A singleton class (one view, n_views = 1): the anchor has no positive. all_anchors: it adds 0 to a mean
-    over all anchors (SupContrast); nonzero_anchors: it leaves the denominator (pytorch-metric-learning)."""
+    over all anchors (Khosla et al., NeurIPS 2020); nonzero_anchors: it leaves the denominator."""
     g = torch.Generator().manual_seed(2)
     z = torch.randn(5, 6, generator=g, dtype=torch.float64, requires_grad=True)
     labels = torch.tensor([0, 0, 1, 1, 2])  # anchor 4 has no positive

@@ -45,8 +45,9 @@ def test_width_rounding_has_a_floor_of_eight_channels() -> None:
     "ctor, expected",
     [(resnet18, 11_176_512), (resnet34, 21_284_672), (resnet50, 23_508_032)],
 )
-def test_parameter_count_equals_torchvision_without_fc(ctor, expected) -> None:
-    # torchvision totals 11,689,512 / 21,797,672 / 25,557,032 minus the fc (512*1000+1000 / 2048*1000+1000).
+def test_parameter_count_equals_the_standard_resnet_without_fc(ctor, expected) -> None:
+    # the standard ImageNet ResNets (He et al., CVPR 2016) total 11,689,512 / 21,797,672 / 25,557,032
+    # minus the fc (512*1000+1000 / 2048*1000+1000).
     model = ctor()
     assert sum(p.numel() for p in model.parameters()) == expected
 
@@ -68,7 +69,7 @@ def test_dilation_keeps_output_stride_16() -> None:
     dilations = {
         m.dilation for m in model.layer4.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
     }
-    assert dilations == {(1, 1), (2, 2)}  # first block keeps the previous dilation, as in torchvision
+    assert dilations == {(1, 1), (2, 2)}  # first block keeps the previous dilation (the usual dilated-ResNet rule)
 
 
 def test_group_norm_groups() -> None:
