@@ -105,9 +105,8 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    import yaml
-
     from contrastkit.reproduce import list_experiments, merge_runs, rerun_command, run_experiment
+    from contrastkit.train.config import parse_override
 
     if args.name is None:
         names = list_experiments()
@@ -121,13 +120,10 @@ def _reproduce(args: argparse.Namespace) -> int:
     subset = args.arms is not None or args.only_seed is not None
     settings = {}
     for text in args.settings:
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip() or "." in key:
-            raise ValueError(f"--set takes KEY=VALUE with a top-level setting key (e.g. outer=100), got {text!r}")
-        try:
-            settings[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ValueError(f"--set {text!r}: the value is not valid YAML") from None
+        parts, value = parse_override(text)
+        if len(parts) != 1:
+            raise ValueError(f"--set takes a top-level setting key of the arms (e.g. outer=100), got {text!r}")
+        settings[parts[0]] = value
     run_experiment(
         args.name,
         seeds=args.only_seed if args.only_seed is not None else args.seeds,

@@ -20,7 +20,7 @@ the same four methods.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -101,14 +101,15 @@ class TensorSource:
         """``[N]`` bool, True where the item has a label (None for an unlabelled source)."""
         return None if self.labels is None else self.labels >= 0
 
-    def _balanced_sampler(self, batch_size: int, seed: int) -> ClassBalancedBatchSampler:
+    def _balanced_sampler(self, batch_size: int, seed: int) -> tuple[Tensor, ClassBalancedBatchSampler]:
+        """The labelled items' indices and the sampler over them (its batches index into those)."""
         assert self.labels is not None
         members = torch.nonzero(self.labels >= 0).flatten()
-        return ClassBalancedBatchSampler(self.labels[members], batch_size, seed=seed % 2**31)
+        return members, ClassBalancedBatchSampler(self.labels[members], batch_size, seed=seed % 2**31)
 
     def num_batches(self, batch_size: int) -> int:
         if self.sampler == "class_balanced":
-            return len(self._balanced_sampler(batch_size, 0))
+            return len(self._balanced_sampler(batch_size, 0)[1])
         n = len(self)
         return n // batch_size if self.drop_last else math.ceil(n / batch_size)
 
@@ -117,9 +118,7 @@ class TensorSource:
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         if self.sampler == "class_balanced":
-            assert self.labels is not None
-            members = torch.nonzero(self.labels >= 0).flatten()
-            sampler = self._balanced_sampler(batch_size, seed)
+            members, sampler = self._balanced_sampler(batch_size, seed)
             sampler.set_epoch(epoch)
             batches = [members[torch.tensor(b)] for b in sampler]
         else:
@@ -144,11 +143,6 @@ class TensorSource:
             domains=pick(self.domains),
             masks=pick(self.masks),
         )
-
-    def iterate(self, batch_size: int) -> Iterator[Batch]:
-        """Every item once, in index order, in batches of ``batch_size`` (for whole-set features)."""
-        for start in range(0, len(self), batch_size):
-            yield self.fetch(torch.arange(start, min(start + batch_size, len(self))))
 
 
 def labelled_unlabelled(

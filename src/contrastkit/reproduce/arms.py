@@ -83,11 +83,8 @@ def train_arm(cfg: Any, *, train: bool = True) -> tuple[Any, Any]:
     """Train ``cfg`` through the engine (no run directory) and return ``(method in eval mode, data)``; with
     ``train=False`` the method keeps its seed's initialisation (a random-init reference)."""
     from contrastkit.train.builders import build_engine
-    from contrastkit.train.runtime import make_runtime
 
-    t = cfg.trainer
-    runtime = make_runtime(t.accelerator, 1, 1, "auto", t.precision)
-    engine, module, data = build_engine(cfg, runtime=runtime)
+    engine, module, data = build_engine(cfg)  # one process on trainer.accelerator, as contrastkit train
     if train:
         engine.run()
     return module.method.eval(), data

@@ -35,7 +35,7 @@ from contrastkit.train.config import Config
 from contrastkit.train.engine import Engine, StepCallback
 from contrastkit.train.lars import LARS
 from contrastkit.train.monitors import TrainModule
-from contrastkit.train.runtime import LocalRuntime, Runtime
+from contrastkit.train.runtime import Runtime, make_runtime
 
 
 @dataclass
@@ -228,7 +228,7 @@ def build_engine(
     ``torch.manual_seed(trainer.seed)`` is set before the method is built, so its initialisation is the seed's.
     """
     t = cfg.trainer
-    runtime = runtime or LocalRuntime(torch.device("cpu"), t.precision)
+    runtime = runtime or make_runtime(t.accelerator, 1, 1, "auto", t.precision)  # one process (fit: DDP too)
     data = data or build_data(cfg)
     torch.manual_seed(t.seed)
     method = build_method(cfg, data.train)

@@ -127,7 +127,6 @@ class Engine:
         self.base_lrs = [group["lr"] for group in optimizers[0].param_groups]  # before a resume overwrites "lr"
         self.model, self.optimizers = rt.setup(model, optimizers)
         self.state = EngineState()
-        self._global_samples = 0  # items of the global batches of the current step
 
     # ------------------------------------------------------------------------------------------------ state
 
@@ -205,7 +204,6 @@ class Engine:
             raise ValueError(f"a batch of {n} items cannot be split over {rt.world_size} processes")
         local = slice(rt.rank * n // rt.world_size, (rt.rank + 1) * n // rt.world_size)
         views = tuple(v[local] for v in views)
-        self._global_samples += n
         return raw.replace(images=None, views=()).rows(local).to(rt.device).replace(views=views)
 
     def _to_device(self, x: Tensor) -> Tensor:
@@ -248,9 +246,11 @@ class Engine:
             factor = self.lr_factor(min(max(self.progress, 0.0), 1.0))
             for group, base in zip(self.optimizers[0].param_groups, self.base_lrs, strict=True):
                 group["lr"] = base * factor
+        samples = 0
         for a in range(self.accumulate):
             batch = self._batch(epoch, step_in_epoch * self.accumulate + a, state.step * self.accumulate + a)
             out = self._forward_backward(batch)
+            samples += len(batch) * self.runtime.world_size  # the global batch (class-balanced ones may be smaller)
         if self.clip_norm is not None:
             params = [p for g in self.optimizers[0].param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
@@ -258,8 +258,7 @@ class Engine:
             opt.step()
             opt.zero_grad(set_to_none=True)
         state.step += 1
-        state.samples_seen += self._global_samples
-        self._global_samples = 0
+        state.samples_seen += samples
         if step_end is not None:
             step_end(StepContext(state.step, self.progress, batch, out))
         state.elapsed += time.perf_counter() - start
