@@ -43,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="run a paper's reproduction: arms x seeds -> results.json, report.md")
     r.add_argument("name", nargs="?", help="experiment name (omit to list them)")
     r.add_argument("--quick", action="store_true", help="the short version (minutes on a CPU)")
-    r.add_argument("--seeds", type=int, default=3)
-    r.add_argument("--out", default=None, help="output folder (default: docs/results/<name>)")
+    r.add_argument("--seeds", type=int, default=5)
+    r.add_argument("--out", default=None, help="output folder (default: runs/reproduce/<name>; the committed "
+                   "results in docs/results/ are written only with an explicit --out)")  # fmt: skip
     r.add_argument("--resume", action="store_true", help="keep the finished rows in --out and run only the rest")
     r.add_argument("--arms", nargs="+", metavar="PATTERN", help="run only these arms (shell-style patterns); "
                    "finished rows of the other arms in --out are kept")  # fmt: skip
@@ -114,7 +115,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         return 0
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    out = Path(args.out) if args.out else Path("docs/results") / args.name
+    out = Path(args.out) if args.out else Path("runs") / "reproduce" / args.name
     if args.merge:
         merge_runs(out, args.merge)
     subset = args.arms is not None or args.only_seed is not None
@@ -124,7 +125,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         if len(parts) != 1:
             raise ValueError(f"--set takes a top-level setting key of the arms (e.g. outer=100), got {text!r}")
         settings[parts[0]] = value
-    run_experiment(
+    results = run_experiment(
         args.name,
         seeds=args.only_seed if args.only_seed is not None else args.seeds,
         quick=args.quick,
@@ -135,6 +136,11 @@ def _reproduce(args: argparse.Namespace) -> int:
         arms=args.arms,
         settings=settings or None,
     )
+    for primary, family in ((True, "primary"), (False, "exploratory")):
+        verdicts = [c["verdict"] for c in results["claims"] if c["primary"] is primary]
+        if verdicts:
+            counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+            print(f"{family} claims: {counts}")
     print(f"results: {out / 'results.json'}, report: {out / 'report.md'}")
     return 0
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from contrastkit.reproduce import get_experiment, list_experiments, run_experiment
-from contrastkit.reproduce.experiments.directclr_toy import build_toy_encoder, claims, end_to_end_weight
+from contrastkit.reproduce.claims import Claim, judge
+from contrastkit.reproduce.experiments.directclr_toy import EXPERIMENT, build_toy_encoder, end_to_end_weight
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,10 @@ def test_two_linear_layers_collapse_more_than_one(quick_run: tuple[dict[str, Any
     assert _metric(results, "case2-one-layer", "dims_below_1e-4") == 0
 
 
+def claims(rows: list[dict[str, Any]]) -> list[Claim]:
+    return judge(rows, EXPERIMENT.hypotheses, EXPERIMENT.gates)
+
+
 def test_claims_give_verdicts_on_three_seeds() -> None:
     def rows(values: dict[str, list[float]], gain: dict[str, list[float]]) -> list[dict[str, Any]]:
         return [
@@ -67,9 +72,14 @@ def test_claims_give_verdicts_on_three_seeds() -> None:
         {"case1-strong-noise": [-1.2, -1.25, -1.22]},
     )  # fmt: skip
     assert [c.verdict for c in claims(collapsed)] == ["reproduced"] * 3
-    flat = rows({arm: [15.0, 15.1, 15.2] for arm in
-                 ("case1-weak-noise", "case1-strong-noise", "case2-one-layer", "case2-two-layers")}, {})
+    arms = ("case1-weak-noise", "case1-strong-noise", "case2-one-layer", "case2-two-layers")
+    flat = rows(
+        {arm: [15.0 + 0.01 * i, 15.1 - 0.01 * i, 15.2] for i, arm in enumerate(arms)},
+        {"case1-strong-noise": [0.01, -0.02, 0.0]},
+    )
     assert [c.verdict for c in claims(flat)] == ["not reproduced"] * 3
+    identical = rows({arm: [15.0, 15.1, 15.2] for arm in arms}, {})
+    assert [c.verdict for c in claims(identical)] == ["inconclusive"] * 3  # a tie on every seed is no evidence
 
 
 def test_case2_init_has_the_decaying_spectrum_and_bad_settings_raise() -> None:

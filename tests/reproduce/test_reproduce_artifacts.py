@@ -9,8 +9,8 @@ import pytest
 
 from contrastkit.reproduce import (
     Arm,
-    Claim,
     Experiment,
+    Hypothesis,
     Metric,
     artifact_dir,
     artifact_path,
@@ -28,8 +28,7 @@ def _run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
     return {"score": curve[-1]}
 
 
-def _claims(rows: list[dict]) -> list[Claim]:
-    return [Claim("b is steeper", "inconclusive", f"{len(rows)} rows")]
+HYPOTHESES = [Hypothesis("b is steeper", "score", "b", "a")]
 
 
 def _figures(results: dict, directory: Path, quick: bool) -> list[Path]:
@@ -47,7 +46,7 @@ def _experiment(figures=_figures) -> Experiment:
         arms=[Arm("a", {"slope": 1}), Arm("b", {"slope": 2})],
         metrics=[Metric("score", "last point of the curve")],
         run=_run,
-        claims=_claims,
+        hypotheses=HYPOTHESES,
         primary_metric="score",
         figures=figures,
     )

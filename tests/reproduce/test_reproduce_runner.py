@@ -16,14 +16,13 @@ from contrastkit.reproduce import (
     Arm,
     Claim,
     Experiment,
+    Hypothesis,
     Metric,
-    compare_arms,
     get_experiment,
     list_experiments,
     mean_std,
     merge_runs,
     paired_differences,
-    paired_t_test,
     register_experiment,
     rerun_command,
     run_experiment,
@@ -42,10 +41,9 @@ def _toy_run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
     return {"score": float(score), "seconds": 0.01}
 
 
-def _toy_claims(rows: list[dict]) -> list[Claim]:
-    return [
-        Claim(f"{arm} beats a on score", *compare_arms(rows, "score", arm, "a")) for arm in ("b", "null", "worse")
-    ] + [Claim("b beats a by more than 5 points", *compare_arms(rows, "score", "b", "a", min_margin=5.0))]
+TOY_HYPOTHESES = [Hypothesis(f"{arm} beats a on score", "score", arm, "a") for arm in ("b", "null", "worse")] + [
+    Hypothesis("b beats a by more than 5 points", "score", "b", "a", margin=5.0)
+]
 
 
 def _toy(name: str = "toy_effect", run=_toy_run) -> Experiment:
@@ -55,7 +53,7 @@ def _toy(name: str = "toy_effect", run=_toy_run) -> Experiment:
         arms=[Arm(n, {"effect": e}) for n, e in EFFECT.items()],
         metrics=[Metric("score", "toy score: 10 + seed noise + arm effect")],
         run=run,
-        claims=_toy_claims,
+        hypotheses=TOY_HYPOTHESES,
         primary_metric="score",
     )
 
@@ -64,10 +62,15 @@ def test_run_writes_contract_report_and_verdicts(tmp_path: Path) -> None:
     results = run_experiment(_toy(), seeds=3, out=tmp_path, command="contrastkit reproduce toy_effect --seeds 3")
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
-    assert set(on_disk) == {"experiment", "command", "quick", "seconds", "rows", "claims"}
+    assert set(on_disk) == {"experiment", "command", "quick", "seconds", "alpha", "rows", "gates", "claims"}
     assert on_disk["quick"] is False
-    assert [(r["arm"], r["seed"]) for r in on_disk["rows"][:5]] == [("a", 0), ("b", 0), ("null", 0), ("worse", 0),
-                                                                      ("a", 1)]
+    assert [(r["arm"], r["seed"]) for r in on_disk["rows"][:5]] == [
+        ("a", 0),
+        ("b", 0),
+        ("null", 0),
+        ("worse", 0),
+        ("a", 1),
+    ]
     assert on_disk["rows"][1]["setting"] == {"effect": 1.0}
     assert results_problems(tmp_path / "results.json") == []
     verdicts = {c["claim"]: c["verdict"] for c in on_disk["claims"]}
@@ -139,6 +142,8 @@ def test_resume_runs_only_the_missing_rows_and_gives_the_same_results(tmp_path: 
     with pytest.raises(ValueError, match="is a full run and this one is quick"):
         run_experiment(_toy("toy_resume", counted), seeds=2, quick=True, out=tmp_path / "r", command="cmd",
                        resume=True)  # fmt: skip
+    with pytest.raises(ValueError, match="a --quick run never replaces it"):
+        run_experiment(_toy("toy_resume", _toy_run), seeds=1, quick=True, out=tmp_path / "r", command="cmd")
     quick = run_experiment(_toy("toy_resume", _toy_run), seeds=1, quick=True, out=tmp_path / "q", command="cmd")
     assert quick["quick"] is True
     with pytest.raises(ValueError, match="different budgets"):
@@ -147,11 +152,8 @@ def test_resume_runs_only_the_missing_rows_and_gives_the_same_results(tmp_path: 
 
 def test_merged_shards_equal_one_run(tmp_path: Path) -> None:
     toy = _toy("toy_shards", _toy_run)
-    def partial(rows: list[dict]) -> list[Claim]:
-        return [Claim("a shard judges nothing", "inconclusive", f"{len(rows)} rows")]
-
-    shard_a = replace(toy, arms=toy.arms[:2], claims=partial)
-    shard_b = replace(toy, arms=toy.arms[2:], claims=partial)
+    shard_a = replace(toy, arms=toy.arms[:2], hypotheses=[Hypothesis("b beats a", "score", "b", "a")])
+    shard_b = replace(toy, arms=toy.arms[2:], hypotheses=[Hypothesis("null beats worse", "score", "null", "worse")])
     run_experiment(shard_a, seeds=3, out=tmp_path / "a", command="cmd")
     run_experiment(shard_b, seeds=3, out=tmp_path / "b", command="cmd")
     (tmp_path / "b" / "artifacts").mkdir(exist_ok=True)
@@ -194,8 +196,9 @@ def test_non_finite_or_missing_metric_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be finite numbers"):
         run_experiment(_toy("toy_nan", diverged), seeds=1, out=tmp_path, command="cmd")
     with pytest.raises(ValueError, match="declared metrics \\['score'\\]"):
-        run_experiment(_toy("toy_missing", lambda arm, seed, quick: {"other": 1.0}), seeds=1, out=tmp_path,
-                       command="cmd")
+        run_experiment(
+            _toy("toy_missing", lambda arm, seed, quick: {"other": 1.0}), seeds=1, out=tmp_path, command="cmd"
+        )
 
 
 def test_registry_lookup_and_errors() -> None:
@@ -210,43 +213,16 @@ def test_registry_lookup_and_errors() -> None:
     finally:
         unregister_experiment("toy_registered")
     with pytest.raises(ValueError, match="primary_metric"):
-        Experiment("x", "", [Arm("a")], [Metric("m", "p")], _toy_run, _toy_claims, primary_metric="other")
+        Experiment("x", "", [Arm("a")], [Metric("m", "p")], _toy_run, TOY_HYPOTHESES, primary_metric="other")
     with pytest.raises(ValueError, match="unique arm names"):
-        Experiment("x", "", [Arm("a"), Arm("a")], [Metric("m", "p")], _toy_run, _toy_claims, primary_metric="m")
+        Experiment("x", "", [Arm("a"), Arm("a")], [Metric("m", "p")], _toy_run, TOY_HYPOTHESES, primary_metric="m")
+    with pytest.raises(ValueError, match="names undeclared \\['ghost'\\]"):
+        Experiment("x", "", [Arm("a"), Arm("b")], [Metric("m", "p")], _toy_run,
+                   [Hypothesis("b beats ghost", "m", "b", "ghost")], primary_metric="m")  # fmt: skip
+    with pytest.raises(ValueError, match="names undeclared \\['anchor'\\]"):
+        Experiment("x", "", [Arm("a"), Arm("b")], [Metric("m", "p")], _toy_run,
+                   [Hypothesis("b beats a", "m", "b", "a", gates=("anchor",))], primary_metric="m")  # fmt: skip
+    with pytest.raises(ValueError, match="non-empty list of Hypothesis"):
+        Experiment("x", "", [Arm("a"), Arm("b")], [Metric("m", "p")], _toy_run, [], primary_metric="m")
     with pytest.raises(ValueError, match="verdict must be one of"):
         Claim("c", "probably", "e")
-
-
-def _rows(values: dict[str, list[float]]) -> list[dict]:
-    return [{"arm": arm, "setting": {}, "seed": s, "metrics": {"m": v}} for arm, vs in values.items()
-            for s, v in enumerate(vs)]
-
-
-def test_paired_t_test_matches_scipy_and_rule_edges() -> None:
-    from scipy.stats import ttest_rel
-
-    a, b = [1.0, 2.0, 3.5, 2.2], [1.4, 2.3, 3.6, 3.0]
-    t, p_greater, p_less = paired_t_test([y - x for x, y in zip(a, b, strict=True)])
-    reference = ttest_rel(b, a, alternative="greater")
-    assert math.isclose(t, reference.statistic, rel_tol=1e-12)
-    assert math.isclose(p_greater, reference.pvalue, rel_tol=1e-10)
-    assert math.isclose(p_less, ttest_rel(b, a, alternative="less").pvalue, rel_tol=1e-10)
-    stats = mean_std(a)
-    assert math.isclose(stats.std, float(np.std(a, ddof=1)), rel_tol=1e-12) and math.isnan(mean_std([1.0]).std)
-
-    # Identical results on every seed: a clear null.
-    rows = _rows({"base": [1.0, 2.0, 3.0], "same": [1.0, 2.0, 3.0]})
-    assert compare_arms(rows, "m", "same", "base")[0] == "not reproduced"
-    # A consistent gain with two seeds is still too few for a test.
-    rows = _rows({"base": [1.0, 2.0], "new": [2.0, 3.1]})
-    verdict, evidence = compare_arms(rows, "m", "new", "base")
-    assert verdict == "inconclusive" and "fewer than 3 seeds" in evidence
-    # Lower is better (an error rate): the new arm halves it on every seed.
-    rows = _rows({"base": [0.20, 0.30, 0.25], "new": [0.10, 0.16, 0.12]})
-    assert compare_arms(rows, "m", "new", "base", higher_is_better=False)[0] == "reproduced"
-    assert compare_arms(rows, "m", "new", "base")[0] == "not reproduced"
-    # Noisy, mixed-sign differences: inconclusive.
-    rows = _rows({"base": [1.0, 2.0, 3.0, 4.0], "new": [1.5, 1.6, 3.4, 3.8]})
-    assert compare_arms(rows, "m", "new", "base")[0] == "inconclusive"
-    with pytest.raises(ValueError, match="no rows for arm 'ghost'"):
-        compare_arms(rows, "m", "ghost", "base")

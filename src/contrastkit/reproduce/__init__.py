@@ -2,8 +2,9 @@
 
 ``contrastkit reproduce NAME --seeds 3 --out DIR`` calls :func:`run_experiment`, which writes ``DIR/results.json``
 (the contract checked by ``contrastkit validate``, :mod:`contrastkit.reproduce.validate`) and ``DIR/report.md``
-with mean ± std per arm, paired differences versus the first arm, bar plots with per-seed points, and the claims
-judged by :func:`compare_arms`.
+with the verdicts of the hypotheses declared before the run (:mod:`contrastkit.reproduce.claims`: gates, margins,
+Holm correction, power), mean ± std per arm, paired differences versus the first arm and bar plots with per-seed
+points.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from contrastkit.reproduce.artifacts import (
     load_artifact_json,
     save_artifact_json,
 )
+from contrastkit.reproduce.claims import VERDICT_RULE, VERDICTS, Claim, Hypothesis, judge
 from contrastkit.reproduce.experiment import (
     Arm,
-    Claim,
     Experiment,
     Metric,
     get_experiment,
@@ -25,14 +26,14 @@ from contrastkit.reproduce.experiment import (
     register_experiment,
     unregister_experiment,
 )
+from contrastkit.reproduce.gates import Gate, any_arm_at_least, any_arm_at_most, mean_at_least, mean_at_most
 from contrastkit.reproduce.runner import merge_runs, rerun_command, run_experiment
 from contrastkit.reproduce.stats import (
-    VERDICT_RULE,
-    VERDICTS,
     MeanStd,
-    compare_arms,
+    holm_adjust,
     mean_std,
     metric_values,
+    minimal_detectable_effect,
     paired_differences,
     paired_t_test,
     sign_count,
@@ -42,6 +43,13 @@ __all__ = [
     "Arm",
     "Metric",
     "Claim",
+    "Hypothesis",
+    "Gate",
+    "judge",
+    "mean_at_least",
+    "mean_at_most",
+    "any_arm_at_least",
+    "any_arm_at_most",
     "Experiment",
     "register_experiment",
     "unregister_experiment",
@@ -58,7 +66,8 @@ __all__ = [
     "paired_differences",
     "paired_t_test",
     "sign_count",
-    "compare_arms",
+    "holm_adjust",
+    "minimal_detectable_effect",
     "artifact_dir",
     "artifact_path",
     "artifacts_in",

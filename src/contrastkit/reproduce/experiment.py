@@ -8,15 +8,17 @@ the ``run`` function, so that listing experiments stays cheap::
     def run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
         ...  # train with arm.setting, evaluate, return {"knn_top1": 0.81, ...}
 
-    def claims(rows):
-        verdict, evidence = compare_arms(rows, "knn_top1", "hard_negatives", "baseline")
-        return [Claim("Hard negatives raise kNN top-1 (Table 2)", verdict, evidence)]
-
     register_experiment(Experiment(
         name="hcsc_hard_negatives", description="HCSC Table 2 ablation on Fashion-MNIST",
         arms=[Arm("baseline", {"hard": False}), Arm("hard_negatives", {"hard": True})],
         metrics=[Metric("knn_top1", "kNN top-1 (k=200, T=0.1, cosine, test split)")],
-        run=run, claims=claims, primary_metric="knn_top1"))
+        run=run, primary_metric="knn_top1",
+        gates=[mean_at_least("baseline_works", "baseline", "knn_top1", 0.80, "the baseline reaches its anchor")],
+        hypotheses=[Hypothesis("Hard negatives raise kNN top-1 (Table 2)", "knn_top1", "hard_negatives",
+                               "baseline", margin=0.005, gates=("baseline_works",))]))
+
+The hypotheses and gates are declared in the module, before any run; :func:`contrastkit.reproduce.claims.judge`
+turns the rows into verdicts (:mod:`contrastkit.reproduce.claims` gives the rule).
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contrastkit.reproduce.stats import VERDICTS
+from contrastkit.reproduce.claims import Claim, Hypothesis
+from contrastkit.reproduce.gates import Gate
 
 __all__ = [
     "Arm",
     "Metric",
     "Claim",
+    "Hypothesis",
     "Experiment",
     "register_experiment",
     "get_experiment",
@@ -73,37 +77,19 @@ class Metric:
             raise ValueError(f"metric {self.name!r} needs a name and a protocol text (e.g. 'kNN top-1, k=200, ...')")
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A claim of the paper, its verdict (``"reproduced" | "not reproduced" | "inconclusive"``) and the evidence."""
-
-    claim: str
-    verdict: str
-    evidence: str
-
-    def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"claim verdict must be one of {list(VERDICTS)}, got {self.verdict!r}")
-        if not self.claim or not self.evidence:
-            raise ValueError("a claim needs a non-empty 'claim' and 'evidence'")
-
-    def to_dict(self) -> dict[str, str]:
-        return {"claim": self.claim, "verdict": self.verdict, "evidence": self.evidence}
-
-
 RunFn = Callable[[Arm, int, bool], Mapping[str, float]]
-ClaimsFn = Callable[[list[dict[str, Any]]], Sequence[Claim]]
 FiguresFn = Callable[[dict[str, Any], Path, bool], Sequence[Path]]
 ArmCommandFn = Callable[[Arm, int, bool], str]
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """A reproduction: ``run(arm, seed, quick) -> {metric: value}`` over ``arms`` x seeds, then ``claims(rows)``.
+    """A reproduction: ``run(arm, seed, quick) -> {metric: value}`` over ``arms`` x seeds, then its hypotheses
+    judged (gates first) by :func:`contrastkit.reproduce.claims.judge` at level ``alpha``.
 
-    ``arms[0]`` is the baseline that the report pairs every other arm against. ``rows`` passed to ``claims`` are
-    ``{"arm", "setting", "seed", "metrics"}`` dicts; :func:`contrastkit.reproduce.compare_arms` turns two arms into
-    a verdict. ``quick=True`` asks ``run`` for a smoke-test budget (seconds, not minutes).
+    ``arms[0]`` is the baseline that the report pairs every other arm against. ``hypotheses`` and ``gates`` are
+    declared before the run; every hypothesis names arms, a metric and gates of this experiment. ``quick=True``
+    asks ``run`` for a smoke-test budget (seconds, not minutes).
 
     ``figures(results, directory, quick) -> [png paths]`` (optional) draws what is not a per-arm bar chart (spectra,
     per-class recalls, image grids) into ``directory / "plots"`` after the claims, usually from what ``run`` saved
@@ -118,8 +104,10 @@ class Experiment:
     arms: Sequence[Arm]
     metrics: Sequence[Metric]
     run: RunFn
-    claims: ClaimsFn
+    hypotheses: Sequence[Hypothesis]
     primary_metric: str
+    gates: Sequence[Gate] = ()
+    alpha: float = 0.05
     figures: FiguresFn | None = None
     arm_command: ArmCommandFn | None = None
 
@@ -134,10 +122,30 @@ class Experiment:
             raise ValueError(f"experiment {self.name!r} needs unique metrics, got {metric_names}")
         if self.primary_metric not in metric_names:
             raise ValueError(f"primary_metric {self.primary_metric!r} is not among the metrics {metric_names}")
-        if not callable(self.run) or not callable(self.claims):
-            raise ValueError(f"experiment {self.name!r}: run and claims must be callables")
+        if not callable(self.run):
+            raise ValueError(f"experiment {self.name!r}: run must be a callable")
+        self._check_hypotheses(arm_names, metric_names)
         if self.figures is not None and not callable(self.figures):
             raise ValueError(f"experiment {self.name!r}: figures must be a callable or None")
+
+    def _check_hypotheses(self, arm_names: list[str], metric_names: list[str]) -> None:
+        """Every hypothesis names declared arms, metric and gates; gate names are unique; alpha in (0, 0.5)."""
+        if not self.hypotheses or not all(isinstance(h, Hypothesis) for h in self.hypotheses):
+            raise ValueError(f"experiment {self.name!r} needs a non-empty list of Hypothesis: what the paper claims")
+        gate_names = [g.name for g in self.gates]
+        if len(set(gate_names)) != len(gate_names) or not all(isinstance(g, Gate) for g in self.gates):
+            raise ValueError(f"experiment {self.name!r}: gates must be Gate objects with unique names: {gate_names}")
+        if not 0.0 < self.alpha < 0.5:
+            raise ValueError(f"experiment {self.name!r}: alpha must lie in (0, 0.5), got {self.alpha!r}")
+        for h in self.hypotheses:
+            unknown = [a for a in (h.better, h.worse) if a not in arm_names]
+            unknown += [h.metric] if h.metric not in metric_names else []
+            unknown += [g for g in h.gates if g not in gate_names]
+            if unknown:
+                raise ValueError(f"experiment {self.name!r}: hypothesis {h.claim!r} names undeclared {unknown}")
+        claims = [h.claim for h in self.hypotheses]
+        if len(set(claims)) != len(claims):
+            raise ValueError(f"experiment {self.name!r}: two hypotheses share a claim text; make each distinct")
 
     def rerun_command(self, arm: Arm, seed: int, quick: bool) -> str:
         """``contrastkit reproduce NAME --arms ARM --only-seed SEED``: one arm and seed of this experiment."""

@@ -1,4 +1,5 @@
-"""``report.md`` and ``plots/<metric>.png`` of a reproduction: mean ± std per arm, paired differences, claims.
+"""``report.md`` and ``plots/<metric>.png`` of a reproduction: verdicts first (primary claims, exploratory claims,
+gates), then mean ± std per arm and the paired differences versus the first arm.
 
 matplotlib (Agg) is imported inside :func:`plot_arms` only.
 """
@@ -12,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from contrastkit._io import atomic_write_text, check_writable_dir
+from contrastkit.reproduce.claims import VERDICT_RULE, VERDICTS
 from contrastkit.reproduce.experiment import Experiment
-from contrastkit.reproduce.stats import VERDICT_RULE, mean_std, metric_values, paired_differences, sign_count
+from contrastkit.reproduce.stats import mean_std, metric_values, paired_differences, sign_count
 from contrastkit.train.plots import pyplot, save_figure
 
 __all__ = ["write_reproduction_report", "plot_arms"]
@@ -106,6 +108,50 @@ def _metric_section(experiment: Experiment, rows: Sequence[Row], metric: str, ou
     return lines
 
 
+def _number(value: object, spec: str = ".3g") -> str:
+    return "–" if value is None else format(float(value), spec)  # type: ignore[arg-type]
+
+
+def _claim_table(claims: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = ["| Claim | Verdict | gain (mean ± std, n) | margin | p (Holm) | MDE | gates |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for c in claims:
+        gain = (
+            "–"
+            if c.get("mean_difference") is None
+            else (f"{float(c['mean_difference']):+.4g} ± {_number(c.get('std_difference'), '.3g')} (n={c.get('n', 0)})")
+        )
+        gates = ", ".join(f"~~{g}~~" if g in c.get("failed_gates", []) else g for g in c.get("gates", [])) or "–"
+        lines.append(
+            f"| {_cell(c['claim'])} | **{c['verdict']}** | {gain} | {_number(c.get('margin'), 'g')} | "
+            f"{_number(c.get('p_holm'))} | {_number(c.get('mde'))} | {gates} |"
+        )
+    return lines
+
+
+def _verdict_sections(results: Mapping[str, Any]) -> list[str]:
+    """Counts per verdict, the primary and exploratory claim tables, and the gates (struck through: failed)."""
+    claims = list(results["claims"])
+    if not claims:
+        return ["", "## Verdicts", "", "Not judged: the run did not finish."]
+    lines = ["", "## Verdicts", ""]
+    for primary, title in ((True, "Primary claims (declared before the run)"), (False, "Exploratory claims")):
+        family = [c for c in claims if bool(c.get("primary", True)) is primary]
+        if not family:
+            continue
+        counts = ", ".join(f"{sum(c['verdict'] == v for c in family)} {v}" for v in VERDICTS)
+        lines += [f"### {title}", "", f"{len(family)} claims: {counts}. Holm correction over the tested claims of "
+                  f"this family, alpha {results.get('alpha', 0.05)}.", ""]  # fmt: skip
+        lines += _claim_table(family) + [""]
+    gates = list(results.get("gates", []))
+    if gates:
+        lines += ["### Gates (premises and calibrations)", "", "| Gate | Holds | What must hold | Evidence |",
+                  "|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {_cell(g['name'])} | {'yes' if g['passed'] else '**no**'} | {_cell(g['description'])} | "
+                  f"{_cell(g['evidence'])} |" for g in gates]  # fmt: skip
+    return lines
+
+
 def write_reproduction_report(
     experiment: Experiment,
     results: Mapping[str, Any],
@@ -133,6 +179,7 @@ def write_reproduction_report(
             f"**Run incomplete: {_cell(failure)}.** {len(rows)} finished rows are kept in results.json; "
             "rerun the command to complete it.",
         ]
+    lines += _verdict_sections(results)
     lines += ["", "## Arms", "", "Re-run one arm and seed with the first command; the second (where shown) trains the",
               "same weights by hand.", "", "| Arm | Re-run (seed 0) | Setting |", "|---|---|---|"]  # fmt: skip
     for i, arm in enumerate(experiment.arms):
@@ -151,11 +198,8 @@ def write_reproduction_report(
             path = Path(figure)
             shown = path.relative_to(directory).as_posix() if path.is_relative_to(directory) else path.as_posix()
             lines += [f"![{path.stem}]({shown})", ""]
-    lines += ["", "## Claims", ""]
-    if results["claims"]:
-        lines += ["| Claim | Verdict | Evidence |", "|---|---|---|"]
-        lines += [f"| {_cell(c['claim'])} | **{c['verdict']}** | {_cell(c['evidence'])} |" for c in results["claims"]]
-    else:
-        lines.append("Not judged: the run did not finish.")
     lines += ["", "## Verdict rule", "", VERDICT_RULE, ""]
+    if results["claims"]:
+        lines += ["## Evidence", ""] + [f"- {_cell(c['claim'])}: {_cell(c['evidence'])}" for c in results["claims"]]
+        lines.append("")
     return atomic_write_text(directory / "report.md", "\n".join(lines))

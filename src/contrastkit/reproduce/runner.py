@@ -2,9 +2,12 @@
 
 ``out/results.json`` follows the contract of ``contrastkit reproduce`` (checked by ``contrastkit validate``)::
 
-    {"experiment": str, "command": str, "quick": bool, "seconds": float,
+    {"experiment": str, "command": str, "quick": bool, "seconds": float, "alpha": float,
      "rows": [{"arm": str, "setting": {...}, "seed": int, "metrics": {name: float}}],
-     "claims": [{"claim": str, "verdict": "reproduced" | "not reproduced" | "inconclusive", "evidence": str}]}
+     "gates": [{"name": str, "description": str, "passed": bool, "evidence": str}],
+     "claims": [{"claim": str, "verdict": one of contrastkit.reproduce.claims.VERDICTS, "evidence": str,
+                 "primary": bool, "metric", "better", "worse", "margin", "gates", "failed_gates", "n",
+                 "mean_difference", "std_difference", "p", "p_reverse", "p_holm", "p_reverse_holm", "mde"}]}
 
 Seeds run in the outer loop (seed 0 for every arm, then seed 1, ...), so a run that stops early still holds complete
 pairs for the finished seeds. results.json is rewritten atomically after every row; when a run raises, the finished
@@ -34,7 +37,9 @@ from typing import Any
 
 from contrastkit._io import atomic_write_text, check_writable_dir
 from contrastkit.reproduce.artifacts import artifacts_in
-from contrastkit.reproduce.experiment import Arm, Claim, Experiment, get_experiment
+from contrastkit.reproduce.claims import judge
+from contrastkit.reproduce.experiment import Arm, Experiment, get_experiment
+from contrastkit.reproduce.gates import check_gates
 from contrastkit.reproduce.report import write_reproduction_report
 
 __all__ = ["merge_runs", "rerun_command", "run_experiment"]
@@ -175,7 +180,7 @@ def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
         (target / "artifacts").mkdir(exist_ok=True)
     for name, item in copies.items():
         shutil.copyfile(item, target / "artifacts" / name)
-    merged["claims"] = []
+    merged["claims"], merged["gates"] = [], []
     _write(target, merged)
     return len(merged["rows"]) - before
 
@@ -234,7 +239,9 @@ def run_experiment(
         "command": command,
         "quick": bool(quick),
         "seconds": 0.0,
+        "alpha": experiment.alpha,
         "rows": [],
+        "gates": [],
         "claims": [],
     }
     arm_index = {arm.name: i for i, arm in enumerate(experiment.arms)}
@@ -244,6 +251,11 @@ def run_experiment(
 
     done: set[tuple[str, int]] = set()
     earlier_seconds = 0.0
+    if quick and not resume and (directory / "results.json").is_file():
+        if not _is_quick(_read_results(directory)):
+            raise ValueError(
+                f"{directory / 'results.json'} holds a full run; a --quick run never replaces it: pick another --out"
+            )
     if resume:
         kept, earlier_seconds = _finished_rows(experiment, directory, None if subset else len(seed_list), quick)
         results["rows"] = sorted(kept, key=in_run_order)
@@ -273,9 +285,11 @@ def run_experiment(
                         took = time.perf_counter() - t0
                         progress(f"[{experiment.name}] arm={arm.name} seed={seed}: {shown} ({took:.1f}s)")
             current = ("claims", -1)
-            claims = list(experiment.claims([dict(row) for row in results["rows"]]))
-            if not claims or not all(isinstance(c, Claim) for c in claims):
-                raise ValueError(f"{experiment.name}: claims(rows) must return a non-empty list of Claim")
+            rows = [dict(row) for row in results["rows"]]
+            directions = {m.name: m.higher_is_better for m in experiment.metrics}
+            claims = judge(rows, experiment.hypotheses, experiment.gates, alpha=experiment.alpha,
+                           higher_is_better=directions)  # fmt: skip
+            results["gates"] = [g.to_dict() for g in check_gates(rows, experiment.gates)]
             results["claims"] = [c.to_dict() for c in claims]
             results["seconds"] = time.perf_counter() - start
             _write(directory, results)

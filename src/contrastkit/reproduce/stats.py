@@ -1,21 +1,10 @@
-"""Statistics over seeds for reproduction reports: mean ± std, paired differences, and claim verdicts.
+"""Statistics over seeds for reproduction reports: mean ± std, paired differences, paired t-tests, Holm's step-down
+correction and the smallest effect a run could detect.
 
 Rows are the result rows of :func:`contrastkit.reproduce.run_experiment`:
 ``{"arm": str, "setting": {...}, "seed": int, "metrics": {name: float}}``. Arms are compared *paired by seed*
 (the same seed drives data order, initialisation and views in every arm), which removes the seed-to-seed variance
-shared by the arms.
-
-Verdict rule of :func:`compare_arms` (claim: "``better_arm`` beats ``worse_arm`` on ``metric`` by more than
-``min_margin``"). With ``d_s = metric(better_arm, s) - metric(worse_arm, s)`` on each of the ``n`` seeds both arms
-ran (sign flipped when lower is better), mean ``d̄``, standard deviation ``s_d`` (ddof=1) and the one-sided
-Student-t bounds ``LCB/UCB = d̄ ∓ t_{1-α, n-1} · s_d / √n`` (α = 0.05):
-
-* **reproduced** when ``LCB > min_margin``, i.e. ``d̄ > min_margin`` and the one-sided paired t-test of
-  ``H0: E[d] <= min_margin`` gives ``p < α``;
-* **not reproduced** when ``UCB <= min_margin``, i.e. the one-sided test in the other direction
-  (``H0: E[d] >= min_margin``) gives ``p < α``: the data rule out the claimed effect (a reversed effect, or one
-  clearly smaller than the margin; identical results on every seed count as a clear null);
-* **inconclusive** otherwise, and always when ``n < 3`` (too few seeds for a test).
+shared by the arms. How these numbers become verdicts is :mod:`contrastkit.reproduce.claims`.
 """
 
 from __future__ import annotations
@@ -25,27 +14,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 __all__ = [
-    "VERDICTS",
+    "MIN_SEEDS_FOR_TEST",
     "MeanStd",
     "mean_std",
     "metric_values",
     "paired_differences",
     "paired_t_test",
+    "holm_adjust",
+    "minimal_detectable_effect",
     "sign_count",
-    "compare_arms",
-    "VERDICT_RULE",
 ]
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 MIN_SEEDS_FOR_TEST = 3
-VERDICT_RULE = (
-    "A claim 'A beats B on m by more than a margin' is judged on the per-seed paired differences d = m(A) - m(B) "
-    "(n seeds, sign flipped when lower is better) with one-sided paired Student-t bounds "
-    "d̄ ∓ t(0.95, n-1)·std(d)/√n: **reproduced** when the lower bound exceeds the margin (mean above the margin "
-    "and one-sided p < 0.05), **not reproduced** when the upper bound is at or below the margin (the test in the "
-    "other direction has p < 0.05: the effect is reversed or clearly smaller than claimed), **inconclusive** "
-    "otherwise and whenever n < 3."
-)
 
 Row = Mapping[str, Any]
 
@@ -123,59 +103,37 @@ def sign_count(differences: Sequence[float], higher: str = "higher") -> str:
     return f"{positive}/{len(differences)} seeds {higher}"
 
 
-def compare_arms(
-    rows: Sequence[Row],
-    metric: str,
-    better_arm: str,
-    worse_arm: str,
-    min_margin: float = 0.0,
-    *,
-    higher_is_better: bool = True,
-    alpha: float = 0.05,
-) -> tuple[str, str]:
-    """Verdict and evidence for "``better_arm`` beats ``worse_arm`` on ``metric`` by more than ``min_margin``".
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979), in the input order.
 
-    See the module docstring for the rule (one-sided paired t-test at level ``alpha`` on per-seed differences,
-    "inconclusive" with fewer than 3 paired seeds). ``higher_is_better=False`` for losses and error rates (then
-    ``d = worse - better``). Returns ``(verdict, evidence)``; the evidence gives the mean ± std of the paired
-    differences, the sign count, t, p and the one-sided bounds.
+    With the ``m`` p-values sorted ascending, ``p_(1) <= ... <= p_(m)``, the adjusted value of the ``i``-th is
+    ``max_{j <= i} min(1, (m - j + 1) · p_(j))``. Rejecting every hypothesis whose adjusted p is below ``α``
+    controls the family-wise error rate at ``α`` under any dependence between the tests. ``[]`` gives ``[]``.
     """
-    if not (isinstance(min_margin, (int, float)) and math.isfinite(min_margin)):
-        raise ValueError(f"min_margin must be a finite number, got {min_margin!r}")
-    if not 0.0 < alpha < 0.5:
-        raise ValueError(f"alpha must lie in (0, 0.5), got {alpha!r}")
-    raw = paired_differences(rows, metric, better_arm, worse_arm)
-    if not raw:
-        raise ValueError(f"arms {better_arm!r} and {worse_arm!r} share no seed; run both with the same seeds")
-    diffs = [d if higher_is_better else -d for d in raw.values()]
-    stats = mean_std(diffs)
-    direction = "higher" if higher_is_better else "lower"
-    head = (
-        f"{metric} ({direction} is better): {better_arm} - {worse_arm} paired over {stats.n} seeds = "
-        f"{_signed(stats.mean if higher_is_better else -stats.mean)} ± {_std(stats.std)}, "
-        f"{sign_count(diffs, 'better')}; claimed margin {min_margin:g}"
-    )
-    if stats.n < MIN_SEEDS_FOR_TEST:
-        return "inconclusive", f"{head}; fewer than {MIN_SEEDS_FOR_TEST} seeds, no test"
+    ps = [float(p) for p in p_values]
+    if any(not 0.0 <= p <= 1.0 for p in ps):
+        raise ValueError(f"p-values must lie in [0, 1], got {ps}")
+    m = len(ps)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(sorted(range(m), key=lambda i: ps[i])):
+        running = max(running, min(1.0, (m - rank) * ps[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def minimal_detectable_effect(std: float, n: int, alpha: float, power: float = 0.8) -> float:
+    """The smallest true mean paired difference (above the margin) that a one-sided paired t-test at level
+    ``alpha`` detects with probability ``power``, for ``n`` seeds whose differences have standard deviation ``std``:
+    ``(t_{1-α, n-1} + t_{power, n-1}) · std / √n`` (the usual normal-shift approximation with Student quantiles).
+    0 when ``std == 0``; needs ``n >= 2``."""
     from scipy.stats import t as student_t
 
-    t, p_greater, p_less = paired_t_test(diffs, min_margin)
-    half = float(student_t.ppf(1 - alpha, stats.n - 1)) * stats.std / math.sqrt(stats.n)
-    lower, upper = stats.mean - half, stats.mean + half
-    tail = (
-        f"; one-sided paired t-test vs margin: t={t:.3g}, p(better by > margin)={p_greater:.3g}, "
-        f"p(not)={p_less:.3g}; {1 - alpha:.0%} one-sided bounds of the gain [{lower:.4g}, {upper:.4g}]"
-    )
-    if lower > min_margin:
-        return "reproduced", head + tail
-    if upper <= min_margin:
-        return "not reproduced", head + tail
-    return "inconclusive", head + tail
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.4g}"
-
-
-def _std(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:.4g}"
+    if n < 2:
+        raise ValueError(f"a detectable effect needs at least 2 seeds, got {n}")
+    if not (0.0 < alpha < 1.0 and 0.0 < power < 1.0):
+        raise ValueError(f"alpha and power must lie in (0, 1), got alpha={alpha}, power={power}")
+    if std == 0.0:
+        return 0.0
+    quantiles = float(student_t.ppf(1.0 - alpha, n - 1)) + float(student_t.ppf(power, n - 1))
+    return quantiles * std / math.sqrt(n)

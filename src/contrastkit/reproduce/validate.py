@@ -2,13 +2,20 @@
 
 ::
 
-    {"experiment": str, "command": str, "seconds": number,
+    {"experiment": str, "command": str, "seconds": number, "alpha": number in (0, 0.5),
      "rows": [{"arm": str, "setting": {...}, "seed": int, "metrics": {name: finite number}}],
-     "claims": [{"claim": str, "verdict": one of VERDICTS, "evidence": str}]}
+     "gates": [{"name": str, "description": str, "passed": bool, "evidence": str}],
+     "claims": [{"claim": str, "verdict": one of VERDICTS, "evidence": str, "primary": bool, "metric": str,
+                 "better": str, "worse": str, "margin": number, "gates": [gate names], "failed_gates": [names],
+                 "n": int, "mean_difference", "std_difference", "p", "p_reverse", "p_holm", "p_reverse_holm",
+                 "mde": number or null}]}
 
 Every arm (with its setting) needs at least ``min_seeds`` seeds, the claims must not be empty (an unfinished run is
-no reproduction), and ``report.md`` must stand beside the file. :func:`results_problems` returns one line per
-problem (empty when the contract holds).
+no reproduction), and ``report.md`` must stand beside the file. Each verdict must follow from its numbers by the
+rule of :mod:`contrastkit.reproduce.claims`: "untestable" needs a failed gate (or an arm without rows, n = 0),
+"reproduced" a Holm-corrected p below alpha with every gate passed, "not reproduced" a corrected reverse p below
+alpha, and a claim's gates must be gates of the run. :func:`results_problems` returns one line per problem (empty
+when the contract holds).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from contrastkit.reproduce.stats import VERDICTS
+from contrastkit.reproduce.claims import VERDICTS
 
 __all__ = ["results_problems"]
 
@@ -27,9 +34,72 @@ _TOP_LEVEL: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
     ("experiment", str, "a string"),
     ("command", str, "a string"),
     ("seconds", (int, float), "a number"),
+    ("alpha", (int, float), "a number"),
     ("rows", list, "a list"),
+    ("gates", list, "a list"),
     ("claims", list, "a list"),
 )
+_CLAIM_FIELDS: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("claim", str, "a non-empty string"),
+    ("evidence", str, "a non-empty string"),
+    ("primary", bool, "true or false"),
+    ("metric", str, "a string"),
+    ("better", str, "a string"),
+    ("worse", str, "a string"),
+    ("margin", (int, float), "a number"),
+    ("gates", list, "a list of gate names"),
+    ("failed_gates", list, "a list of gate names"),
+    ("n", int, "an int"),
+)
+_OPTIONAL_NUMBERS = ("mean_difference", "std_difference", "p", "p_reverse", "p_holm", "p_reverse_holm", "mde")
+
+
+def _is(value: Any, kind: type | tuple[type, ...]) -> bool:
+    """isinstance where a bool is no number (True is an int in Python) but is a bool."""
+    if kind is bool:
+        return isinstance(value, bool)
+    return not isinstance(value, bool) and isinstance(value, kind)
+
+
+def _claim_problems(i: int, claim: Any, gates: dict[str, bool], alpha: float) -> list[str]:
+    """Shape of one claim, and whether its verdict follows from its numbers and gates."""
+    if not isinstance(claim, dict) or claim.get("verdict") not in VERDICTS:
+        return [f"claims[{i}]: verdict must be one of {list(VERDICTS)}"]
+    out = [f"claims[{i}]: {key!r} missing or not {what}" for key, kind, what in _CLAIM_FIELDS
+           if not _is(claim.get(key), kind) or (key in ("claim", "evidence") and not claim[key])]  # fmt: skip
+    for key in _OPTIONAL_NUMBERS:
+        value = claim.get(key)
+        if value is not None and (not _is(value, (int, float)) or not math.isfinite(value)):
+            out.append(f"claims[{i}]: {key!r} must be a finite number or null")
+    if out:
+        return out
+    unknown = [g for g in claim["gates"] + claim["failed_gates"] if g not in gates]
+    if unknown:
+        return [f"claims[{i}]: names gates {unknown} that the run does not record"]
+    failed = [g for g in claim["gates"] if not gates[g]]
+    verdict, p_holm, p_reverse_holm = claim["verdict"], claim.get("p_holm"), claim.get("p_reverse_holm")
+    if verdict == "untestable" and not failed and claim["n"] > 0:
+        out.append(f"claims[{i}]: 'untestable' needs a failed gate or an arm without rows")
+    if verdict != "untestable" and failed:
+        out.append(f"claims[{i}]: gates {failed} failed, so the verdict must be 'untestable', not {verdict!r}")
+    if verdict == "reproduced" and not (p_holm is not None and p_holm < alpha):
+        out.append(f"claims[{i}]: 'reproduced' needs a Holm-corrected p below alpha {alpha}, got {p_holm}")
+    if verdict == "not reproduced" and not (p_reverse_holm is not None and p_reverse_holm < alpha):
+        out.append(f"claims[{i}]: 'not reproduced' needs a corrected p reverse < {alpha}: {p_reverse_holm}")
+    return out
+
+
+def _gate_problems(gates: list[Any]) -> tuple[list[str], dict[str, bool]]:
+    out, passed = [], {}
+    for i, gate in enumerate(gates):
+        if not (isinstance(gate, dict) and isinstance(gate.get("name"), str) and isinstance(gate.get("passed"), bool)
+                and gate.get("description") and isinstance(gate.get("evidence"), str)):  # fmt: skip
+            out.append(f"gates[{i}]: needs 'name', 'description', 'passed' (bool) and 'evidence'")
+            continue
+        if gate["name"] in passed:
+            out.append(f"gates[{i}]: gate {gate['name']!r} appears twice")
+        passed[gate["name"]] = gate["passed"]
+    return out, passed
 
 
 def _row_problems(i: int, row: Any) -> list[str]:
@@ -69,14 +139,16 @@ def results_problems(path: str | Path, min_seeds: int = 3) -> list[str]:
             seeds[(row["arm"], json.dumps(row.get("setting", {}), sort_keys=True))].add(row.get("seed"))
     out += [f"arm {arm!r} setting {setting}: {len(s)} seeds, need {min_seeds}"
             for (arm, setting), s in seeds.items() if len(s) < min_seeds]  # fmt: skip
+    alpha = results.get("alpha")
+    if _is(alpha, (int, float)) and not 0.0 < alpha < 0.5:
+        out.append(f"alpha must lie in (0, 0.5), got {alpha}")
+    gate_problems, gates = _gate_problems(results.get("gates") if isinstance(results.get("gates"), list) else [])
+    out += gate_problems
     claims = results.get("claims") if isinstance(results.get("claims"), list) else []
     if not claims:
         out.append("no claims: say what the paper claims and whether it was reproduced")
     for i, claim in enumerate(claims):
-        if not isinstance(claim, dict) or claim.get("verdict") not in VERDICTS:
-            out.append(f"claims[{i}]: verdict must be one of {sorted(VERDICTS)}")
-        elif not claim.get("claim") or not claim.get("evidence"):
-            out.append(f"claims[{i}]: needs 'claim' and 'evidence'")
+        out += _claim_problems(i, claim, gates, float(alpha) if _is(alpha, (int, float)) else 0.05)
     if not (path.parent / "report.md").is_file():
         out.append("report.md missing beside results.json")
     return out
