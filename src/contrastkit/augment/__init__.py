@@ -31,7 +31,7 @@ from contrastkit.augment.geometry import (
 )
 from contrastkit.augment.pipeline import ViewPipeline, multi_view
 from contrastkit.augment.pixel import GaussianNoise, Normalize
-from contrastkit.augment.presets import mocov2_views, simclr_views
+from contrastkit.augment.presets import mocov2_views, noise_views, simclr_views
 
 __all__ = [
     "LUMA_WEIGHTS",
@@ -53,6 +53,7 @@ __all__ = [
     "luma",
     "mocov2_views",
     "multi_view",
+    "noise_views",
     "resample_crops",
     "rotate_hue",
     "simclr_views",

@@ -1,4 +1,5 @@
-"""Standard view pipelines: SimCLR (Chen et al. 2020) and MoCo v2 (Chen, Fan, Girshick, He 2020).
+"""Standard view pipelines: SimCLR (Chen et al. 2020), MoCo v2 (Chen, Fan, Girshick, He 2020) and additive pixel
+noise (the augmentation of the toy and digits experiments of Jing et al., ICLR 2022).
 
 Both accept grey (``channels == 1``, e.g. 28x28 MNIST-like), RGB (``channels == 3``, 32x32 and up) and other
 channel counts (multispectral: brightness/contrast only). Every preset returns a :class:`ViewPipeline` whose
@@ -14,6 +15,7 @@ from contrastkit.augment.blur import GaussianBlur, default_blur_kernel_size
 from contrastkit.augment.color import BrightnessContrast, ColorJitter, RandomGrayscale
 from contrastkit.augment.geometry import RandomResizedCrop
 from contrastkit.augment.pipeline import ViewPipeline
+from contrastkit.augment.pixel import GaussianNoise
 
 
 def _check(image_size: int, channels: int) -> None:
@@ -82,4 +84,30 @@ def mocov2_views(
     ops += _photometric(channels, 0.5, jitter_p=0.8, gray_p=0.2)
     if blur:
         ops.append(GaussianBlur(default_blur_kernel_size(image_size), sigma=(0.1, 2.0), p=0.5))
+    return ViewPipeline(ops)
+
+
+def noise_views(
+    image_size: int,
+    channels: int,
+    *,
+    noise_std: float,
+    min_scale: float | None = None,
+    hflip_p: float = 0.0,
+) -> ViewPipeline:
+    """Additive Gaussian pixel noise, optionally after a small random resized crop: the views of the digits variant
+    of Jing et al. (ICLR 2022, "Understanding Dimensional Collapse in Contrastive Self-supervised Learning"), whose
+    toy experiments perturb the input with noise of a chosen strength (weak 0.1 vs strong 0.5 on digits in [0, 1]).
+
+    Ops: when ``min_scale`` is set or ``hflip_p > 0``, a random resized crop to ``image_size`` with scale
+    ``(min_scale or 1, 1)``, ratio (3/4, 4/3), and horizontal flip with ``hflip_p``; then
+    ``y = clamp(x + noise_std * eps, 0, 1)`` with ``eps ~ N(0, I)`` on every image (p = 1).
+    """
+    _check(image_size, channels)
+    if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)) or not noise_std >= 0:
+        raise ValueError(f"noise_std must be a number >= 0, got {noise_std!r}")
+    ops: list[nn.Module] = []
+    if min_scale is not None or hflip_p > 0:
+        ops.append(RandomResizedCrop(image_size, scale=(min_scale or 1.0, 1.0), hflip_p=hflip_p))
+    ops.append(GaussianNoise(std=float(noise_std), p=1.0))
     return ViewPipeline(ops)

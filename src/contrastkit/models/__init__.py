@@ -1,4 +1,5 @@
-"""Backbones (ResNet-18/34/50, DC ConvNet), heads, the backbone registry and backbone export. Pure torch."""
+"""Backbones (ResNet-18/34/50, DC ConvNet, residual MLP), heads, the backbone registry and backbone export.
+Pure torch."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from contrastkit.models.heads import (
     ProjectionHead,
     SimCLRProjectionHead,
 )
+from contrastkit.models.mlp import ResidualMLP, residual_mlp
 from contrastkit.models.native import native_kernels
 from contrastkit.models.norm import group_norm_groups, make_norm2d
 from contrastkit.models.registry import BACKBONES, backbone_from_config, build_backbone
@@ -42,6 +44,7 @@ __all__ = [
     "ProjectionHead",
     "ReLU",
     "ResNet",
+    "ResidualMLP",
     "SimCLRProjectionHead",
     "backbone_from_config",
     "build_backbone",
@@ -54,6 +57,7 @@ __all__ = [
     "native_kernels",
     "norm_act",
     "read_backbone_file",
+    "residual_mlp",
     "resnet18",
     "resnet34",
     "resnet50",

@@ -13,6 +13,7 @@ from typing import Any
 
 from contrastkit.models.backbone import Backbone
 from contrastkit.models.convnet import convnet
+from contrastkit.models.mlp import residual_mlp
 from contrastkit.models.resnet import ResNet, resnet18, resnet34, resnet50
 
 BACKBONES: dict[str, Callable[..., Backbone]] = {
@@ -20,6 +21,7 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
     "resnet34": resnet34,
     "resnet50": resnet50,
     "convnet": convnet,
+    "residual_mlp": residual_mlp,
     "resnet": ResNet,  # generic: kwargs carry block and layers
 }
 

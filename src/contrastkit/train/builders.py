@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrastkit import accel
-from contrastkit.augment import ViewPipeline, mocov2_views, simclr_views
+from contrastkit.augment import ViewPipeline, mocov2_views, noise_views, simclr_views
 from contrastkit.data import (
     ImageDataset,
     ImageFolder,
@@ -114,6 +114,8 @@ def build_views(cfg: Config, image_size: int, channels: int) -> ViewPipeline:
     if a.preset == "mocov2":
         kwargs = {} if a.min_scale is None else {"min_scale": a.min_scale}
         return mocov2_views(image_size, channels, hflip_p=a.hflip_p, blur=True if a.blur is None else a.blur, **kwargs)
+    if a.preset == "noise":
+        return noise_views(image_size, channels, noise_std=a.noise_std, min_scale=a.min_scale, hflip_p=a.hflip_p)
     return ViewPipeline([])
 
 
@@ -125,8 +127,12 @@ def build_backbone_from_config(cfg: Config, channels: int, image_size: int) -> n
         backbone = build_backbone(
             "convnet", in_channels=channels, image_size=image_size, width=int(m.width), depth=m.depth, norm=norm
         )
+    elif m.backbone == "residual_mlp":
+        backbone = build_backbone("residual_mlp", in_channels=channels, image_size=image_size, width=int(m.width),
+                                  depth=m.depth, norm=m.norm, zero_init_residual=m.zero_init_residual)  # fmt: skip
     else:
-        backbone = build_backbone(m.backbone, in_channels=channels, small_stem=m.small_stem, width=m.width, norm=m.norm)
+        backbone = build_backbone(m.backbone, in_channels=channels, small_stem=m.small_stem, width=m.width, norm=m.norm,
+                                  zero_init_residual=m.zero_init_residual)  # fmt: skip
     if m.init_from is not None:
         start = initial_backbone(m.init_from)
         if getattr(start, "config", None) != getattr(backbone, "config", None):

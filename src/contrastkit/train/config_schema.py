@@ -30,9 +30,9 @@ __all__ = [
 
 # Literal-like string fields: (section, key) -> allowed values. Later floors may add entries.
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("augment", "preset"): ("simclr", "mocov2", "none"),
+    ("augment", "preset"): ("simclr", "mocov2", "noise", "none"),
     ("data", "sampler"): ("shuffle", "class_balanced"),
-    ("model", "backbone"): ("resnet18", "resnet34", "resnet50", "convnet"),
+    ("model", "backbone"): ("resnet18", "resnet34", "resnet50", "convnet", "residual_mlp"),
     ("model", "norm"): ("batch", "group", "none"),
     ("optim", "name"): ("sgd", "adam", "adamw", "lars"),
     ("schedule", "name"): ("cosine", "constant"),
@@ -85,18 +85,24 @@ class DataConfig:
 
 @dataclass
 class AugmentConfig:
-    """View pipeline preset and its knobs (see ``contrastkit.augment.simclr_views`` / ``mocov2_views``)."""
+    """View pipeline preset and its knobs (see ``contrastkit.augment.simclr_views`` / ``mocov2_views`` /
+    ``noise_views``). ``noise_std`` is the standard deviation of the additive pixel noise of the ``noise`` preset
+    (its only photometric op; ``min_scale`` there adds a random resized crop, ``null`` none)."""
 
     preset: str = "simclr"
     min_scale: float | None = None  # None: the preset's default
     strength: float = 0.5
     hflip_p: float = 0.5
     blur: bool | None = None  # None: the preset's default
+    noise_std: float = 0.0
 
     def check(self, where: str = "augment") -> None:
         require_in_range(f"{where}.min_scale", self.min_scale, 0, 1, interval="(]")
         require_at_least(f"{where}.strength", self.strength, 0)
         require_in_range(f"{where}.hflip_p", self.hflip_p, 0, 1)
+        require_at_least(f"{where}.noise_std", self.noise_std, 0)
+        if self.noise_std > 0 and self.preset != "noise":
+            raise ConfigError(f"{where}.noise_std is used only by {where}.preset=noise, got preset {self.preset!r}")
 
 
 @dataclass
@@ -105,7 +111,9 @@ class ModelConfig:
     (its ``checkpoints/last.ckpt``) or a checkpoint or exported backbone file whose backbone weights start the run
     (SuperCon's stage 2 from its stage 1). ResNets take ``width`` as a multiplier and ``small_stem``; the DC
     ``convnet`` takes ``width`` as its channel count and ``depth``; ``norm`` maps to its batch norm, instance norm
-    (``group``) or none."""
+    (``group``) or none. The ``residual_mlp`` takes ``width`` as its width ``D``, ``depth`` as its number of
+    residual blocks and ``norm`` batch or none. ``zero_init_residual`` starts every residual block of a ResNet or
+    of the residual MLP as the identity (the last norm's gamma, or the last layer without a norm, is zeroed)."""
 
     backbone: str = "resnet18"
     width: float = 0.25
@@ -116,16 +124,21 @@ class ModelConfig:
     projection_dim: int = 128
     hidden_dim: int | None = None  # None: the backbone's feature size
     init_from: str | None = None
+    zero_init_residual: bool = False
 
     def check(self, where: str = "model") -> None:
         require_greater(f"{where}.width", self.width, 0)
         require_at_least(f"{where}.depth", self.depth, 1)
         if self.init_from == "":
             raise ConfigError(f"{where}.init_from must be a run directory or checkpoint file, or null")
-        if self.backbone == "convnet" and self.width != int(self.width):
+        if self.backbone in ("convnet", "residual_mlp") and self.width != int(self.width):
             raise ConfigError(
-                f"{where}.width is the channel count of the convnet: use a whole number, got {self.width}"
+                f"{where}.width is the channel count of the {self.backbone}: use a whole number, got {self.width}"
             )
+        if self.backbone == "residual_mlp" and self.norm == "group":
+            raise ConfigError(f"{where}.norm of the residual_mlp must be batch or none, got {self.norm!r}")
+        if self.zero_init_residual and self.backbone == "convnet":
+            raise ConfigError(f"{where}.zero_init_residual needs a residual backbone; the convnet has no residuals")
         require_at_least(f"{where}.projection_dim", self.projection_dim, 1)
         require_at_least(f"{where}.hidden_dim", self.hidden_dim, 1)
         if self.sync_batchnorm and self.norm != "batch":
