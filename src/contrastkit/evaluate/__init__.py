@@ -6,6 +6,7 @@ Pure torch + numpy + scikit-learn (no lightning). Typical use::
     test_z = extract_features(backbone, test_images)
     acc = knn_accuracy(train_z, train_y, test_z, test_y, k=200, temperature=0.1)
     probe = linear_probe(train_z, train_y, test_z, test_y)
+    head = frozen_head_protocol(train_z, train_y, loss="weighted_ce").head  # re-fitted, L2 chosen on a carve
     scores = cluster_scores(test_z, test_y, method="gmm")
     erank = effective_rank(torch.nn.functional.normalize(test_z, dim=1))
 """
@@ -24,6 +25,7 @@ from contrastkit.evaluate.clustering import cluster_assignments, cluster_scores,
 from contrastkit.evaluate.collapse import collapse_report
 from contrastkit.evaluate.condensation import SynsetEvalConfig, SynsetEvaluation
 from contrastkit.evaluate.features import Embedding, extract_features, module_device
+from contrastkit.evaluate.frozen_head import FrozenHead, FrozenHeadResult, fit_frozen_head, frozen_head_protocol
 from contrastkit.evaluate.knn import knn_accuracy, knn_predict, knn_scores
 from contrastkit.evaluate.linear import LinearProbeResult, linear_probe
 from contrastkit.evaluate.spectrum import dead_units, effective_rank, embedding_spectrum, rank_at_threshold
@@ -37,6 +39,10 @@ __all__ = [
     "knn_accuracy",
     "LinearProbeResult",
     "linear_probe",
+    "FrozenHead",
+    "FrozenHeadResult",
+    "fit_frozen_head",
+    "frozen_head_protocol",
     "macro_f1",
     "balanced_accuracy",
     "ovr_auc",

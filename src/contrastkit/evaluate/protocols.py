@@ -20,6 +20,11 @@ returns ``{name: Measurement(value, protocol)}``:
 :func:`evaluate_classifier_scores` measures a classifier's own class scores ``[N, K]`` (the ``predict`` of a
 classifying method) the same way: top-1 and balanced accuracy, macro- and weighted-F1, macro one-vs-rest AUC
 (:func:`contrastkit.evaluate.imbalanced_classification_report`), each with its text, and the per-class recalls.
+
+:func:`evaluate_frozen_head` is the frozen-head protocol (:mod:`contrastkit.evaluate.frozen_head`): a linear head
+re-fitted by L-BFGS to convergence on standardised frozen bank features with a chosen loss (``ce``,
+``weighted_ce``, ``class_balanced``, ``focal``), its L2 strength chosen on a class-stratified validation carve of
+the bank; the queries are scored like a classifier's (the same five metrics and per-class recalls).
 """
 
 from __future__ import annotations
@@ -32,6 +37,13 @@ from torch import Tensor
 from contrastkit.evaluate.classification import imbalanced_classification_report
 from contrastkit.evaluate.clustering import cluster_scores
 from contrastkit.evaluate.collapse import collapse_report
+from contrastkit.evaluate.frozen_head import (
+    GRAD_TOLERANCE,
+    L2_GRID,
+    VAL_FRACTION,
+    FrozenHeadResult,
+    frozen_head_protocol,
+)
 from contrastkit.evaluate.knn import knn_accuracy
 from contrastkit.evaluate.linear import linear_probe
 from contrastkit.evaluate.spectrum import effective_rank
@@ -42,6 +54,8 @@ __all__ = [
     "classifier_protocol_texts",
     "evaluate_classifier_scores",
     "evaluate_features",
+    "evaluate_frozen_head",
+    "frozen_head_text",
     "protocol_texts",
     "values",
 ]
@@ -172,6 +186,46 @@ def evaluate_classifier_scores(
     ``labels`` for the AUC to be defined."""
     report = imbalanced_classification_report(labels, scores.float().softmax(dim=1))
     texts = classifier_protocol_texts(query_text, prefix)
-    measured = {f"{prefix}{name}": Measurement(float(report[name]), texts[f"{prefix}{name}"])
+    recall = report.pop("per_class_recall")
+    assert isinstance(recall, list)
+    values = {name: value for name, value in report.items() if isinstance(value, float)}
+    measured = {f"{prefix}{name}": Measurement(float(values[name]), texts[f"{prefix}{name}"])
                 for name in _CLASSIFIER_METRICS}  # fmt: skip
-    return measured, [float(r) for r in report["per_class_recall"]]
+    return measured, [float(r) for r in recall]
+
+
+def frozen_head_text(loss: str, bank_text: str = "the training split") -> str:
+    """The protocol text of the frozen-head protocol with ``loss`` (the head, not yet its scoring)."""
+    grid = ", ".join(f"{v:g}" for v in L2_GRID)
+    return (
+        f"a linear head re-fitted with the {loss} loss on the frozen, standardised features of {bank_text} "
+        f"(float64 full-batch L-BFGS from zero to max |grad| <= {GRAD_TOLERANCE:g}; L2 from {{{grid}}} chosen by "
+        f"macro-F1 on a class-stratified {VAL_FRACTION:.0%} validation carve of {bank_text}, then re-fitted on all "
+        "of it)"
+    )
+
+
+def evaluate_frozen_head(
+    bank: Tensor,
+    bank_labels: Tensor,
+    queries: Tensor,
+    query_labels: Tensor,
+    *,
+    loss: str,
+    num_classes: int | None = None,
+    seed: int = 0,
+    bank_text: str = "the training split",
+    query_text: str = "the held-out split",
+    prefix: str = "",
+) -> tuple[dict[str, Measurement], list[float], FrozenHeadResult]:
+    """The frozen-head protocol with ``loss`` fitted on bank features ``[N, D]`` (validation carve seeded by
+    ``seed``), scored on query features ``[M, D]``: ``({prefix + metric: Measurement}, per-class recall [K],
+    the fitted result)`` with the metrics of :func:`evaluate_classifier_scores`."""
+    k = num_classes if num_classes is not None else int(max(int(bank_labels.max()), int(query_labels.max()))) + 1
+    result = frozen_head_protocol(bank, bank_labels, loss=loss, num_classes=k, seed=seed)
+    scores = result.head.logits(queries)
+    measured, recall = evaluate_classifier_scores(scores, query_labels, prefix=prefix)
+    head = frozen_head_text(loss, bank_text)
+    texts = {f"{prefix}{name}": f"{what} of the argmax of {head}; on {query_text}"
+             for name, what in _CLASSIFIER_METRICS.items()}  # fmt: skip
+    return {name: Measurement(m.value, texts[name]) for name, m in measured.items()}, recall, result

@@ -17,7 +17,9 @@ Balanced batches (CICL) come from :class:`contrastkit.data.ClassBalancedBatchSam
 **Stage 2** (:func:`supercon_classifier`): drop ``g``, put a linear classifier on ``f`` and train it with
 ``stage2_loss`` (``ce | weighted_ce | focal | class_balanced``) on one view, the encoder frozen
 (``freeze_encoder=True``, the linear evaluation of Khosla et al.) or fine-tuned. The paper's stage-2 loss and freezing
-are not stated unambiguously in the paper; the defaults are those of Khosla et al. (``ce``, frozen).
+are not stated unambiguously in the paper; the defaults are those of Khosla et al. (``ce``, frozen). A frozen head
+trained by SGD on raw features converges slowly; ``contrastkit reproduce supercon`` therefore fits stage 2 with the
+frozen-head protocol (:mod:`contrastkit.evaluate.frozen_head`: L-BFGS to convergence on standardised features).
 """
 
 from __future__ import annotations
