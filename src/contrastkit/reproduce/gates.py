@@ -6,7 +6,8 @@ gates beside its hypotheses; each hypothesis names the gates it depends on, and 
 **untestable** (:mod:`contrastkit.reproduce.claims`), never "not reproduced".
 
 A :class:`Gate` is a name, a sentence and ``check(rows) -> (passed, evidence)``. The constructors below cover the
-usual cases; ``arms`` is a shell-style pattern over arm names and "mean" is the mean over an arm's seeds::
+usual cases; ``arms`` is a shell-style pattern over arm names (or a tuple of them) and "mean" is the mean over an
+arm's seeds::
 
     mean_at_least("dc_anchor_mnist", "dc-mnist-ipc1", "test_acc", 0.88, "DC reaches its MNIST ipc-1 anchor")
     any_arm_at_least("collapse_seen", "*-strong", "collapsed_dims_representation", 1, "some arm collapses")
@@ -33,9 +34,11 @@ __all__ = [
     "mean_at_most",
     "any_arm_at_least",
     "any_arm_at_most",
+    "beats_reference",
 ]
 
 Row = Mapping[str, Any]
+Patterns = str | Sequence[str]
 GateCheck = Callable[[list[dict[str, Any]]], tuple[bool, str]]
 
 
@@ -81,16 +84,17 @@ def check_gates(rows: Sequence[Row], gates: Sequence[Gate]) -> list[GateOutcome]
     return out
 
 
-def _arm_means(rows: Sequence[Row], arms: str, metric: str) -> dict[str, tuple[float, int]]:
-    """``{arm: (mean over seeds, n)}`` of ``metric`` for the arms matching the pattern (rows lacking it skipped)."""
+def _arm_means(rows: Sequence[Row], arms: Patterns, metric: str) -> dict[str, tuple[float, int]]:
+    """``{arm: (mean over seeds, n)}`` of ``metric`` for the arms matching a pattern (rows lacking it skipped)."""
+    patterns = (arms,) if isinstance(arms, str) else tuple(arms)
     values: dict[str, list[float]] = {}
     for row in rows:
-        if fnmatch.fnmatchcase(str(row["arm"]), arms) and metric in row["metrics"]:
+        if any(fnmatch.fnmatchcase(str(row["arm"]), p) for p in patterns) and metric in row["metrics"]:
             values.setdefault(str(row["arm"]), []).append(float(row["metrics"][metric]))
     return {arm: (mean_std(v).mean, len(v)) for arm, v in values.items()}
 
 
-def _threshold_gate(name: str, arms: str, metric: str, threshold: float, description: str, *, at_least: bool,
+def _threshold_gate(name: str, arms: Patterns, metric: str, threshold: float, description: str, *, at_least: bool,
                     every: bool) -> Gate:  # fmt: skip
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
         raise ValueError(f"gate {name!r}: threshold must be a finite number, got {threshold!r}")
@@ -109,21 +113,42 @@ def _threshold_gate(name: str, arms: str, metric: str, threshold: float, descrip
     return Gate(name, description, check)
 
 
-def mean_at_least(name: str, arms: str, metric: str, threshold: float, description: str) -> Gate:
+def mean_at_least(name: str, arms: Patterns, metric: str, threshold: float, description: str) -> Gate:
     """Passes when every arm matching ``arms`` has a mean ``metric`` ``>= threshold`` (e.g. a baseline's anchor)."""
     return _threshold_gate(name, arms, metric, threshold, description, at_least=True, every=True)
 
 
-def mean_at_most(name: str, arms: str, metric: str, threshold: float, description: str) -> Gate:
+def mean_at_most(name: str, arms: Patterns, metric: str, threshold: float, description: str) -> Gate:
     """Passes when every arm matching ``arms`` has a mean ``metric`` ``<= threshold`` (e.g. a convergence gap)."""
     return _threshold_gate(name, arms, metric, threshold, description, at_least=False, every=True)
 
 
-def any_arm_at_least(name: str, arms: str, metric: str, threshold: float, description: str) -> Gate:
+def any_arm_at_least(name: str, arms: Patterns, metric: str, threshold: float, description: str) -> Gate:
     """Passes when some arm matching ``arms`` has a mean ``metric`` ``>= threshold`` (e.g. a premise is met)."""
     return _threshold_gate(name, arms, metric, threshold, description, at_least=True, every=False)
 
 
-def any_arm_at_most(name: str, arms: str, metric: str, threshold: float, description: str) -> Gate:
+def any_arm_at_most(name: str, arms: Patterns, metric: str, threshold: float, description: str) -> Gate:
     """Passes when some arm matching ``arms`` has a mean ``metric`` ``<= threshold``."""
     return _threshold_gate(name, arms, metric, threshold, description, at_least=False, every=False)
+
+
+def beats_reference(name: str, arms: Patterns, metric: str, reference: str, excess: float, description: str, *,
+                    every: bool = True) -> Gate:  # fmt: skip
+    """Passes when every (``every=False``: some) arm matching ``arms`` has a mean ``metric`` at least ``excess``
+    above the mean of the ``reference`` arm, e.g. trained encoders against the same network untrained (a premise:
+    training shows in the measure at all). Fails ("not run") when the reference or every matching arm lacks rows."""
+    if not (isinstance(excess, (int, float)) and math.isfinite(excess)):
+        raise ValueError(f"gate {name!r}: excess must be a finite number, got {excess!r}")
+
+    def check(rows: list[dict[str, Any]]) -> tuple[bool, str]:
+        means = {a: m for a, m in _arm_means(rows, arms, metric).items() if a != reference}
+        ref = _arm_means(rows, reference, metric).get(reference)
+        if not means or ref is None:
+            return False, f"not run: no finished rows with {metric!r} for {arms!r} and {reference!r}"
+        held = [mean >= ref[0] + excess for mean, _ in means.values()]
+        shown = ", ".join(f"{arm} {mean:.4g}" for arm, (mean, _) in means.items())
+        rule = f"{'every' if every else 'some'} arm's mean {metric} >= {reference} {ref[0]:.4g} + {excess:g}"
+        return (all(held) if every else any(held)), f"{rule}: {shown}"
+
+    return Gate(name, description, check)

@@ -25,14 +25,10 @@ setting beats ``random-init`` by at least 1 point before accuracy differences be
 
 from __future__ import annotations
 
-import fnmatch
-from typing import Any
-
 from contrastkit.reproduce.experiment import Hypothesis
-from contrastkit.reproduce.gates import Gate
-from contrastkit.reproduce.stats import mean_std
+from contrastkit.reproduce.gates import beats_reference
 
-__all__ = ["GATES", "HYPOTHESES", "beyond_reference_gate"]
+__all__ = ["GATES", "HYPOTHESES"]
 
 LIVE = "collapsed_live_dims_representation"
 COLLAPSED = "collapsed_dims_representation"
@@ -42,37 +38,13 @@ COUNT_MARGIN = 1.0
 ERANK_MARGIN = 1.0
 
 
-def beyond_reference_gate(name: str, arms: str, metric: str, reference: str, excess: float, description: str) -> Gate:
-    """Passes when some arm matching ``arms`` has a mean ``metric`` at least ``excess`` above the mean of the
-    ``reference`` arm (means over seeds); fails ("not run") when either has no rows with the metric."""
-
-    def means(rows: list[dict[str, Any]], pattern: str) -> dict[str, float]:
-        found: dict[str, list[float]] = {}
-        for row in rows:
-            if fnmatch.fnmatchcase(str(row["arm"]), pattern) and metric in row["metrics"]:
-                found.setdefault(str(row["arm"]), []).append(float(row["metrics"][metric]))
-        return {arm: mean_std(v).mean for arm, v in found.items()}
-
-    def check(rows: list[dict[str, Any]]) -> tuple[bool, str]:
-        candidates, ref = means(rows, arms), means(rows, reference).get(reference)
-        if not candidates or ref is None:
-            return False, f"not run: no finished rows with {metric!r} for {arms!r} and {reference!r}"
-        shown = ", ".join(f"{arm} {m:.3g}" for arm, m in candidates.items())
-        passed = any(m >= ref + excess for m in candidates.values())
-        return passed, f"some arm's mean {metric} >= {reference} {ref:.3g} + {excess:g}: {shown}"
-
-    return Gate(name, description, check)
-
-
-GATES = [beyond_reference_gate(f"collapse_seen_{setting}", f"*-{setting}", LIVE, "random-init", 1.0,
-                               f"premise: some {setting} arm shows collapsed eigenvalues (<= 1e-4 x the largest) "
-                               "beyond its dead units and beyond the untrained network's")
-         for setting in ("weak", "deep", "strong")]  # fmt: skip
-
-GATES += [beyond_reference_gate(f"probe_sees_training_{setting}", f"*-{setting}", TOP1, "random-init", 0.01,
-                                f"premise: the linear probe separates trained from untrained features: some "
-                                f"{setting} arm beats random-init by >= 1 point")
-          for setting in ("weak", "deep", "strong")]  # fmt: skip
+SETTINGS = ("weak", "deep", "strong")
+GATES = [beats_reference(f"collapse_seen_{s}", f"*-{s}", LIVE, "random-init", 1.0, f"premise: some {s} arm shows "
+                         "collapsed eigenvalues (<= 1e-4 x the largest) beyond its dead units and beyond the untrained "
+                         "network's", every=False) for s in SETTINGS]  # fmt: skip
+GATES += [beats_reference(f"probe_sees_training_{s}", f"*-{s}", TOP1, "random-init", 0.01, "premise: the linear "
+                          f"probe separates trained from untrained features: some {s} arm beats random-init by >= 1 "
+                          "point", every=False) for s in SETTINGS]  # fmt: skip
 
 _RAW = " (dead units counted)"
 _DIRECT = "DirectCLR (d0={d} of 128, no projector) beats the linear projector (128 -> 32) on linear-probe top-1"

@@ -30,8 +30,7 @@ from typing import Any
 
 from contrastkit.reproduce.experiment import Hypothesis
 from contrastkit.reproduce.experiments._supercon_arms import DESCRIPTIONS, PRIMARY_PROFILE, PROFILES, RANDOM_INIT
-from contrastkit.reproduce.gates import Gate, mean_at_most
-from contrastkit.reproduce.stats import mean_std
+from contrastkit.reproduce.gates import Gate, beats_reference, mean_at_most
 
 F1_MARGIN = 0.01
 AUC_MARGIN = 0.005
@@ -49,21 +48,10 @@ def claim_text(profile: str, better: str, worse: str, metric: str) -> str:
 
 
 def _beats_random_init(profile: str) -> Gate:
-    arms, reference = [f"{b}-{profile}" for b in REWEIGHTED], f"{RANDOM_INIT}-{profile}"
-
-    def check(rows: list[dict[str, Any]]) -> tuple[bool, str]:
-        means = {}
-        for arm in (*arms, reference):
-            values = [float(r["metrics"]["macro_f1"]) for r in rows if r["arm"] == arm]
-            if not values:
-                return False, f"not run: no finished row of {arm}"
-            means[arm] = mean_std(values).mean
-        shown = ", ".join(f"{arm} {mean:.4f}" for arm, mean in means.items())
-        passed = all(means[arm] >= means[reference] + F1_MARGIN for arm in arms)
-        return passed, f"mean macro-F1 {shown}; each baseline must reach {reference} + {F1_MARGIN:g}"
-
-    return Gate(f"anchor-{profile}", f"{profile}: weighted CE and class-balanced CE end to end beat the untrained "
-                "encoder under the same re-fit head by >= 1 point of macro-F1", check)  # fmt: skip
+    text = (f"{profile}: weighted CE and class-balanced CE end to end beat the untrained encoder under the same "
+            "re-fit head by >= 1 point of macro-F1")  # fmt: skip
+    baselines = [f"{b}-{profile}" for b in REWEIGHTED]
+    return beats_reference(f"anchor-{profile}", baselines, "macro_f1", f"{RANDOM_INIT}-{profile}", F1_MARGIN, text)
 
 
 def _searched(profile: str) -> Gate:
