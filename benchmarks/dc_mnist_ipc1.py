@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "condensed_acc": list(ev.accuracies),
                 "condensed_mean": ev.mean,
                 "condensed_std": ev.std,
+                "image_change": result.image_change[-1],
                 "seconds_per_outer_median": sorted(secs)[len(secs) // 2],
                 "condense_seconds": sum(secs),
                 "total_seconds": time.perf_counter() - t0,

@@ -52,7 +52,11 @@ def main() -> None:
 
     secs = condense(x, train.labels, 10, make_net, cfg, seed=0).seconds_per_outer
     measured = min(secs)
-    print(json.dumps({**vars(args), "table_loops": [table_inner, table_t], "timed_inner_steps": inner,
+    command = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dcc_time_outer.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None
+    )
+    print(json.dumps({"command": command, **vars(args), "table_loops": [table_inner, table_t],
+                      "timed_inner_steps": inner,
                       "seconds_per_outer_measured": secs,
                       "seconds_per_outer_extrapolated": measured * table_inner / inner}))  # fmt: skip
 

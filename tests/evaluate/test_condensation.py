@@ -1,4 +1,5 @@
-"""Evaluation of a synthetic set (DC ``evaluate_synset``; spec dcc.md §2.7, §7.4)."""
+"""Evaluation of a synthetic set (DC ``evaluate_synset``; spec dcc.md §2.7, §7.4) and how far a set moved from its
+starting images (``image_change``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from contrastkit.evaluate.condensation import SynsetEvalConfig, dc_augment_confi
 from contrastkit.methods.dcc import initial_images
 from contrastkit.models import ConvNet
 from contrastkit.train.condensation import (
+    condense,
+    dc_eval_epochs,
     evaluate_synset,
+    image_change,
     random_real_subset,
     train_on_set,
     train_on_synset,
@@ -170,3 +174,39 @@ def _recorded_lrs(train: Callable[[], object]) -> list[float]:
         patch.setattr(torch.optim.SGD, "step", record)
         train()
     return seen
+
+
+def test_image_change_is_the_relative_rms_change_from_the_start() -> None:
+    """``||S - S0|| / ||S0||`` on a constructed case: S0 = 2 everywhere, S = S0 + 0.5 on a quarter of the pixels,
+    so the RMS change is 0.5 * sqrt(1/4) = 0.25 and the RMS of S0 is 2: 0.125."""
+    start = torch.full((4, 1, 4, 4), 2.0)
+    moved = start.clone()
+    moved[:, :, :2, :2] += 0.5
+    assert image_change(moved, start) == pytest.approx(0.125, abs=1e-12)
+    assert image_change(start.clone(), start) == 0.0  # random selection: nothing moved
+    assert image_change(-start, start) == pytest.approx(2.0)  # scale-free: the same for 10x the units
+    assert image_change(10 * moved, 10 * start) == pytest.approx(0.125, abs=1e-12)
+    with pytest.raises(ValueError, match="same shape"):
+        image_change(moved[:2], start)
+    with pytest.raises(ValueError, match="all zero"):
+        image_change(moved, torch.zeros_like(start))
+
+
+def test_condense_records_how_far_the_set_moved_after_every_outer_iteration() -> None:
+    from contrastkit.methods.dcc import CondensationConfig
+
+    images, labels = _data(6, 0)
+    cfg = CondensationConfig(ipc=2, matching="dcc", outer_loop=3, outer_warmup=1, inner_loop=2, epochs_between=1,
+                             inner_warmup=2, batch_real=4, batch_train=4, vmap_chunk_size=1)  # fmt: skip
+    result = condense(images, labels, 3, _make_net, cfg, seed=1)
+    assert torch.equal(result.start, initial_images(images, labels, 3, 2, seed=1)[0])  # the random arm's images
+    assert len(result.image_change) == 3 and all(v > 0 for v in result.image_change)
+    assert result.image_change[-1] == image_change(result.images, result.start)
+    assert result.contrastive_share == pytest.approx(4 / 6)  # outer 0 warms up with DC: 2 of 6 steps
+
+
+@pytest.mark.parametrize(("augment", "epochs"), [("none", 300), ("dc", 1000), ("dsa", 1000)])
+def test_dc_evaluation_epochs_are_1000_with_augmentation(augment: str, epochs: int) -> None:
+    assert dc_eval_epochs(augment) == epochs
+    with pytest.raises(ValueError, match="augment must be one of"):
+        dc_eval_epochs("mixup")

@@ -16,7 +16,13 @@ optimiser per :func:`train_on_set` call equals DC's one optimiser per outer iter
 **Evaluation** (:func:`evaluate_synset`, the protocol of :class:`~contrastkit.evaluate.condensation.SynsetEvalConfig`,
 DC's evaluation protocol): ``K`` fresh nets, each trained on the set with SGD (lr 0.01, momentum 0.9,
 weight decay 5e-4, batch 256) for ``E`` epochs, ``lr x 0.1`` from epoch ``E // 2`` on, then tested on the real test
-split. Baselines: :func:`random_real_subset` and :func:`whole_data_accuracy`.
+split. Baselines: :func:`random_real_subset` and :func:`whole_data_accuracy`. DC's choice of ``E``
+(:func:`dc_eval_epochs`): 1,000 epochs when the training views are augmented, 300 when not.
+
+**How far a set moved** (:func:`image_change`): ``||S - S0||_F / ||S0||_F`` between the learned set ``S`` and the
+real images ``S0 [C * ipc, ch, H, W]`` it started from, both in the (standardised) units of the real images; the
+ratio of the RMS pixel change to the RMS of the starting images, 0 for an untouched set (random selection).
+:func:`condense` records it after every outer iteration (:attr:`CondensationResult.image_change`).
 
 **Seeding.** :func:`train_on_set` follows the engine's rule: the order of epoch ``e`` is
 ``epoch_order(M, seed, e)`` and the views of step ``s`` are drawn from ``step_generator(seed, s)``. :func:`condense`
@@ -37,7 +43,7 @@ from torch import Tensor, nn
 from contrastkit._checks import check_labels, check_tensor
 from contrastkit.augment.dsa import DSAConfig, dsa_apply, sample_dsa_params
 from contrastkit.data.sources import TensorSource
-from contrastkit.evaluate.condensation import SynsetEvalConfig, SynsetEvaluation, test_accuracy
+from contrastkit.evaluate.condensation import SYNSET_AUGMENTS, SynsetEvalConfig, SynsetEvaluation, test_accuracy
 from contrastkit.methods.dcc import (
     CondensationConfig,
     SetClassifier,
@@ -53,7 +59,9 @@ from contrastkit.train.runtime import LocalRuntime
 __all__ = [
     "CondensationResult",
     "condense",
+    "dc_eval_epochs",
     "evaluate_synset",
+    "image_change",
     "random_real_subset",
     "train_on_set",
     "train_on_synset",
@@ -61,6 +69,32 @@ __all__ = [
 ]
 
 LR_DECAY = 0.1  # DC's evaluation: lr x 0.1 once, from epoch E // 2 on
+EVAL_EPOCHS_PLAIN, EVAL_EPOCHS_AUGMENTED = 300, 1000  # DC/DSA's epoch_eval_train without / with augmentation
+
+
+def dc_eval_epochs(augment: str) -> int:
+    """DC's (and DSA's, DCC's) number of evaluation epochs: 1,000 when the nets train on augmented views
+    (``augment`` ``"dc"`` or ``"dsa"``), 300 when not (``"none"``) (Zhao et al., ICLR 2021: "training with data
+    augmentation needs more epochs")."""
+    if augment not in SYNSET_AUGMENTS:
+        raise ValueError(f"augment must be one of {list(SYNSET_AUGMENTS)}, got {augment!r}")
+    return EVAL_EPOCHS_PLAIN if augment == "none" else EVAL_EPOCHS_AUGMENTED
+
+
+def image_change(images: Tensor, start: Tensor) -> float:
+    """How far a set moved from its starting images: ``||images - start||_F / ||start||_F``.
+
+    ``images`` and ``start`` are ``[M, ch, H, W]`` in the same units (the standardised pixels of the real data), so
+    the value is the RMS pixel change relative to the RMS of the starting images: 0 when nothing moved, 1 when the
+    change is as large as the images themselves. Computed in float64.
+    """
+    check_tensor("images", images, 4, floating=True)
+    if images.shape != start.shape:
+        raise ValueError(f"images {tuple(images.shape)} and start {tuple(start.shape)} must have the same shape")
+    scale = float(start.detach().double().norm())
+    if scale == 0.0:
+        raise ValueError("the starting images are all zero, so a relative change is undefined; pass non-zero images")
+    return float((images.detach().double() - start.detach().double()).norm()) / scale
 
 
 def train_on_set(
@@ -148,12 +182,22 @@ class CondensationResult:
         history: one dict per matching step: ``outer``, ``inner``, ``loss`` (the optimised one), ``used``
             (``"dc"`` or ``"dcc"``).
         seconds_per_outer: wall-clock seconds of each outer iteration.
+        start: ``[C * ipc, ch, H, W]`` the images the set started from (real images, or noise with
+            ``init="noise"``).
+        image_change: :func:`image_change` of the set from ``start`` after each outer iteration.
     """
 
     images: Tensor
     labels: Tensor
     history: list[dict[str, Any]]
     seconds_per_outer: list[float]
+    start: Tensor
+    image_change: list[float]
+
+    @property
+    def contrastive_share(self) -> float:
+        """The fraction of matching steps that optimised the contrastive (DCC) loss (0 for DC)."""
+        return sum(h["used"] == "dcc" for h in self.history) / max(1, len(self.history))
 
 
 def condense(
@@ -194,6 +238,7 @@ def condense(
     real_groups = torch.arange(c, device=device).repeat_interleave(batch_real)
     history: list[dict[str, Any]] = []
     seconds: list[float] = []
+    changes: list[float] = []
     for ol in range(config.outer_loop):
         t0 = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
@@ -233,10 +278,14 @@ def condense(
                 train_on_set(net, syn.detach(), syn_labels, epochs=epochs, batch_size=config.batch_train,
                              lr=config.lr_net, seed=net_seed, augment=augment)  # fmt: skip
         seconds.append(time.perf_counter() - t0)
+        changes.append(image_change(syn, init))
         if log_every and (ol % log_every == 0 or ol == config.outer_loop - 1):
             recent = [h["loss"] for h in history if h["outer"] == ol]
-            log(f"outer {ol}: loss {sum(recent) / len(recent):.4f} ({history[-1]['used']}), {seconds[-1]:.2f}s")
-    return CondensationResult(syn.detach().clone(), syn_labels, history, seconds)
+            log(
+                f"outer {ol}: loss {sum(recent) / len(recent):.4f} ({history[-1]['used']}), {seconds[-1]:.2f}s, "
+                f"image change {changes[-1]:.3f}"
+            )
+    return CondensationResult(syn.detach().clone(), syn_labels, history, seconds, init.detach().clone(), changes)
 
 
 def evaluate_synset(

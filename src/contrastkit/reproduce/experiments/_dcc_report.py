@@ -1,5 +1,6 @@
-"""Presentation of ``contrastkit reproduce dcc`` results: the image grids of the learned sets and the summary table
-for docs/results.md (``python -m contrastkit.reproduce.experiments._dcc_report RESULTS_JSON``)."""
+"""Presentation of ``contrastkit reproduce dcc`` results: the image grids of the learned sets, the image change per
+outer iteration, and the summary tables for docs/results.md (test accuracy and image change per dataset, ipc and
+method: ``python -m contrastkit.reproduce.experiments._dcc_report RESULTS_JSON``)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from contrastkit.reproduce.experiments._dcc_setup import DATASETS, IPCS, METHODS
 
 
 def figures(results: dict[str, Any], directory: Path, quick: bool) -> list[Path]:
-    """``plots/synthetic_<dataset>-ipc<K>.png``: seed-0 sets of every method (rows) for each class (columns)."""
+    """``plots/synthetic_<dataset>-ipc<K>.png``: seed-0 sets of every method (rows) for each class (columns);
+    ``plots/image_change.png``: the image change after each outer iteration of every condensation arm (first seed)."""
     import numpy as np
 
     from contrastkit.train.plots import pyplot, save_figure
 
     plt = pyplot()
     rows = results["rows"]
-    paths = []
+    paths = [_change_plot(rows, directory)] if any(r["metrics"].get("condense_seconds", 0) > 0 for r in rows) else []
     for dataset in DATASETS:
         for ipc in IPCS:
             tag = f"{dataset}-ipc{ipc}"
@@ -50,23 +52,48 @@ def figures(results: dict[str, Any], directory: Path, quick: bool) -> list[Path]
     return paths
 
 
-def summary_table(results: Mapping[str, Any]) -> str:
-    """Markdown: one row per dataset and ipc, one column per method, test accuracy % mean ± std over seeds (n)."""
+def _change_plot(rows: list[dict[str, Any]], directory: Path) -> Path:
+    """One panel per dataset and ipc: ``image_change`` after each outer iteration, one line per method."""
+    from contrastkit.train.plots import pyplot, save_figure
+
+    plt = pyplot()
+    tags = [f"{d}-ipc{i}" for d in DATASETS for i in IPCS if any(r["arm"].endswith(f"-{d}-ipc{i}") for r in rows)]
+    fig, axes = plt.subplots(1, len(tags), figsize=(3.2 * len(tags), 2.6), squeeze=False)
+    for ax, tag in zip(axes[0], tags, strict=True):
+        for method in METHODS[1:]:
+            seeds = [r["seed"] for r in rows if r["arm"] == f"{method}-{tag}"]
+            if seeds:
+                trace = load_artifact_json(f"{method}-{tag}-seed{min(seeds)}").get("image_change_per_outer", [])
+                ax.plot(range(1, len(trace) + 1), trace, label=method)
+        ax.set_title(tag, fontsize=8)
+        ax.set_xlabel("outer iteration", fontsize=7)
+        ax.set_ylabel("||S - S0|| / ||S0||", fontsize=7)
+        ax.legend(fontsize=6)
+    return save_figure(fig, directory / "plots" / "image_change.png")
+
+
+def summary_table(results: Mapping[str, Any], metric: str = "test_acc") -> str:
+    """Markdown: one row per dataset and ipc, one column per method, ``metric`` mean ± std over seeds (n);
+    ``test_acc`` in %, other metrics as they are."""
     from contrastkit.reproduce.stats import mean_std
 
     rows = results["rows"]
-    lines = ["| test accuracy %, mean ± std over seeds (n) | " + " | ".join(METHODS) + " |",
+    scale, title = (100.0, "test accuracy %") if metric == "test_acc" else (1.0, metric)
+    digits = 1 if metric == "test_acc" else 3
+    lines = [f"| {title}, mean ± std over seeds (n) | " + " | ".join(METHODS) + " |",
              "|---" * (len(METHODS) + 1) + "|"]  # fmt: skip
     for dataset in DATASETS:
         for ipc in IPCS:
             cells = []
             for method in METHODS:
-                values = [r["metrics"]["test_acc"] for r in rows if r["arm"] == f"{method}-{dataset}-ipc{ipc}"]
+                arm = f"{method}-{dataset}-ipc{ipc}"
+                values = [r["metrics"][metric] for r in rows if r["arm"] == arm and metric in r["metrics"]]
                 if not values:
                     cells.append("-")
                     continue
-                ms = mean_std([100 * v for v in values])
-                cells.append(f"{ms.mean:.1f} ± {ms.std:.1f} ({ms.n})" if ms.n > 1 else f"{ms.mean:.1f} (1)")
+                ms = mean_std([scale * v for v in values])
+                cells.append(f"{ms.mean:.{digits}f} ± {ms.std:.{digits}f} ({ms.n})" if ms.n > 1
+                             else f"{ms.mean:.{digits}f} (1)")  # fmt: skip
             if any(c != "-" for c in cells):
                 lines.append(f"| {dataset}, ipc {ipc} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -78,4 +105,5 @@ if __name__ == "__main__":
 
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m contrastkit.reproduce.experiments._dcc_report RESULTS_JSON")
-    print(summary_table(json.loads(Path(sys.argv[1]).read_text())))
+    loaded = json.loads(Path(sys.argv[1]).read_text())
+    print(summary_table(loaded) + "\n\n" + summary_table(loaded, "image_change"))
