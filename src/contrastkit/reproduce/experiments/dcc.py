@@ -77,13 +77,18 @@ METRICS = [
 
 
 def run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
-    """Condense (or pick, for ``random``) the set of ``arm`` with ``seed`` and evaluate it."""
+    """Condense (or pick, for ``random``) the set of ``arm`` with ``seed`` and evaluate it (on CUDA when present:
+    condensation and evaluation run on the images' device)."""
+    import torch
+
     from contrastkit.train.condensation import condense, evaluate_synset, random_real_subset
 
     setting = arm.setting
     check_setting(setting)
     method, ipc = str(setting["method"]), int(setting["ipc"])
-    data = load_dataset(str(setting["dataset"]), quick)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data = {k: v.to(device) if isinstance(v, torch.Tensor) else v
+            for k, v in load_dataset(str(setting["dataset"]), quick).items()}  # fmt: skip
     make_net = make_net_factory(resolved(setting, quick, "width"), data["num_classes"],
                                 budget_of(quick)["first_padding"])  # fmt: skip
     seconds_per_outer, condense_seconds, change, share, trace = 0.0, 0.0, 0.0, 0.0, []
@@ -98,10 +103,10 @@ def run(arm: Arm, seed: int, quick: bool) -> dict[str, float]:
         change, share, trace = result.image_change[-1], result.contrastive_share, result.image_change
     evaluation = evaluate_synset(make_net, images, labels, data["test_images"], data["test_labels"],
                                  eval_config(setting, quick), seed=seed)  # fmt: skip
-    pixels = (images * data["std"] + data["mean"]).clamp(0, 1)
+    pixels = (images * data["std"] + data["mean"]).clamp(0, 1).cpu()
     save_artifact_json(f"{arm.name}-seed{seed}", {
         "arm": arm.name, "seed": seed, "accuracies": list(evaluation.accuracies),
-        "images": [[round(v, 3) for v in img.flatten().tolist()] for img in pixels], "labels": labels.tolist(),
+        "images": [[round(v, 3) for v in img.flatten().tolist()] for img in pixels], "labels": labels.cpu().tolist(),
         "shape": list(images.shape[1:]), "image_change_per_outer": [round(v, 5) for v in trace],
     })  # fmt: skip
     return {
