@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+# The torch build: PyPI's wheel is the CUDA build on Linux x86-64 (this project's CI mirror serves a CPU one). For
+# a CPU-only machine: make setup TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu'
+TORCH ?= torch==2.13.0
 # Where Debian data packages are extracted when we cannot apt-get install (not root).
 CONTRASTKIT_DATA ?= $(HOME)/.cache/contrastkit
 export CONTRASTKIT_DATA
@@ -15,7 +18,7 @@ setup: $(VENV)/.installed data native
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -e '.[all,dev]'
 	touch $@
 

@@ -15,35 +15,61 @@ EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 
 
+_DESCRIPTION = "contrastkit: train, evaluate, export, list datasets, reproduce papers."
+_TRAIN_EPILOG = """\
+stop criteria: trainer.max_epochs, trainer.max_steps and trainer.time_budget_minutes; a run stops at whichever
+comes first of those set (e.g. --set trainer.max_steps=500).
+devices: trainer.accelerator auto|cpu|cuda (auto takes a GPU when torch sees one); several processes with
+--set trainer.devices=2 trainer.strategy=ddp (docs/distributed.md).
+examples:
+  contrastkit train configs/simclr_fashion_mnist.yaml --out runs/fm --set trainer.max_steps=500
+  contrastkit train configs/simclr_fashion_mnist.yaml --out runs/fm --resume"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("contrastkit")
+    except PackageNotFoundError:  # a source tree on sys.path without an install
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="contrastkit", description=__doc__.splitlines()[0])
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    epilog = "Errors caused by the input print one line and exit 2; a diverged run exits 3 and keeps its last good "
+    p = argparse.ArgumentParser(prog="contrastkit", description=_DESCRIPTION, epilog=epilog + "checkpoint.")
+    p.add_argument("--version", action="version", version=f"contrastkit {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    t = sub.add_parser("train", help="train a method from a YAML config")
+    t = sub.add_parser("train", help="train a method from a YAML config", epilog=_TRAIN_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     t.add_argument("config", help="YAML config, e.g. configs/simclr_fashion_mnist.yaml")
-    t.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys, e.g. --set optim.lr=1e-3 trainer.max_epochs=5",
-    )
+    t.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config keys, e.g. --set optim.lr=1e-3 trainer.max_epochs=5")  # fmt: skip
     t.add_argument("--out", default=None, help="run directory (default: runs/<config name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.ckpt")
-    e = sub.add_parser("evaluate", help="evaluate a run's backbone with frozen-feature protocols")
-    e.add_argument("run_dir")
-    e.add_argument("--protocol", default="all", choices=["knn", "linear", "nmi", "all"])
-    e.add_argument("--checkpoint", default="last", choices=["last", "best"])
-    x = sub.add_parser("export", help="write a run's backbone as a standalone file for load_backbone")
-    x.add_argument("run_dir")
+    e = sub.add_parser("evaluate", help="evaluate a run's backbone with frozen-feature protocols",
+                       formatter_class=formatter)  # fmt: skip
+    e.add_argument("run_dir", help="a run directory written by contrastkit train")
+    e.add_argument("--protocol", default="all", choices=["knn", "linear", "nmi", "all"],
+                   help="weighted kNN, linear probe (L-BFGS), k-means NMI/ARI, or all three")  # fmt: skip
+    e.add_argument("--checkpoint", default="last", choices=["last", "best"],
+                   help="which checkpoint of the run: the last one or the best by the monitored metric")  # fmt: skip
+    x = sub.add_parser("export", help="write a run's backbone as a standalone file for load_backbone",
+                       formatter_class=formatter)  # fmt: skip
+    x.add_argument("run_dir", help="a run directory written by contrastkit train")
     x.add_argument("--out", required=True, help="output file, e.g. backbone.pt")
-    x.add_argument("--checkpoint", default="last", choices=["last", "best"])
-    sub.add_parser("datasets", help="list the datasets, whether they are installed and how to install them")
-    r = sub.add_parser("reproduce", help="run a paper's reproduction: arms x seeds -> results.json, report.md")
+    x.add_argument("--checkpoint", default="last", choices=["last", "best"],
+                   help="which checkpoint of the run: the last one or the best by the monitored metric")  # fmt: skip
+    sub.add_parser("datasets", help="list the datasets, whether they are installed and how to install them",
+                   description="List the offline datasets, whether each is installed, its splits, and the command "
+                   "that installs it (nothing downloads at run time).")  # fmt: skip
+    r = sub.add_parser("reproduce", help="run a paper's reproduction: arms x seeds -> results.json, report.md",
+                       formatter_class=formatter, description="Run a registered experiment (omit NAME to list "
+                       "them with their cost). Verdicts follow contrastkit/reproduce/claims.py.")  # fmt: skip
     r.add_argument("name", nargs="?", help="experiment name (omit to list them)")
-    r.add_argument("--quick", action="store_true", help="the short version (minutes on a CPU)")
-    r.add_argument("--seeds", type=int, default=5)
+    r.add_argument("--quick", action="store_true", help="a smoke-test budget (seconds to minutes), not evidence")
+    r.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per arm (at least 3 for a verdict)")
     r.add_argument("--out", default=None, help="output folder (default: runs/reproduce/<name>; the committed "
                    "results in docs/results/ are written only with an explicit --out)")  # fmt: skip
     r.add_argument("--resume", action="store_true", help="keep the finished rows in --out and run only the rest")
@@ -55,9 +81,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="add to every arm's setting (value parsed as YAML), e.g. --set outer=100")  # fmt: skip
     r.add_argument("--merge", nargs="+", default=[], metavar="DIR", help="first fold the rows of these runs (shards "
                    "of the arms run side by side) into --out; implies --resume")  # fmt: skip
-    v = sub.add_parser("validate", help="check a reproduction's results.json against the contract")
+    v = sub.add_parser("validate", help="check a reproduction's results.json against the contract",
+                       formatter_class=formatter)  # fmt: skip
     v.add_argument("results", help="e.g. docs/results/directclr/results.json")
-    v.add_argument("--min-seeds", type=int, default=3)
+    v.add_argument("--min-seeds", type=int, default=3, help="seeds every arm needs")
     return p
 
 
@@ -110,8 +137,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     from contrastkit.train.config import parse_override
 
     if args.name is None:
+        from contrastkit.reproduce import get_experiment
+
         names = list_experiments()
-        print("experiments: " + (", ".join(names) if names else "none registered yet"))
+        print("experiments (full budget on 2 CPU cores; --quick is a smoke test):" if names else "none registered yet")
+        for name in names:
+            print(f"  {name:16s} {get_experiment(name).duration or 'duration not stated'}")
         return 0
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")

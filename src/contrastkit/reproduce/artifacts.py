@@ -2,7 +2,8 @@
 
 Inside :func:`contrastkit.reproduce.run_experiment`, :func:`artifact_dir` is ``<out>/artifacts/``, so an
 experiment's ``figures`` function (called after the claims) can read what each ``run(arm, seed, quick)`` saved
-there and draw it. Outside a runner (a test, an interactive call) it is a temporary directory of this process::
+there and draw it. Outside a runner (a test, an interactive call) it is a temporary directory of this process,
+removed when the process exits::
 
     def run(arm, seed, quick):
         ...
@@ -16,9 +17,11 @@ there and draw it. Outside a runner (a test, an interactive call) it is a tempor
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -34,12 +37,14 @@ _FALLBACK: list[Path] = []
 
 
 def artifact_dir() -> Path:
-    """The directory for the running reproduction's artifacts (created); a per-process temp dir outside one."""
+    """The directory for the running reproduction's artifacts (created); outside one, a per-process temporary
+    directory that is removed at exit."""
     current = _CURRENT.get()
     if current is not None:
         return check_writable_dir(current, what="artifact directory")
     if not _FALLBACK:
         _FALLBACK.append(Path(tempfile.mkdtemp(prefix="contrastkit-artifacts-")))
+        atexit.register(shutil.rmtree, _FALLBACK[0], ignore_errors=True)
     return _FALLBACK[0]
 
 

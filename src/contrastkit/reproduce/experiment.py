@@ -95,6 +95,9 @@ class Experiment:
     per-class recalls, image grids) into ``directory / "plots"`` after the claims, usually from what ``run`` saved
     with :func:`contrastkit.reproduce.save_artifact_json`; the report links every returned path.
 
+    ``duration`` (optional) says what a full run costs, e.g. "15 minutes on 2 CPU cores"; ``contrastkit reproduce``
+    lists it.
+
     ``arm_command(arm, seed, quick) -> str`` (optional) is the command that trains an arm by hand (for arms that are
     config overlays, ``contrastkit train BASE.yaml --set ...``: :func:`contrastkit.reproduce.arms.arm_command`).
     """
@@ -108,6 +111,7 @@ class Experiment:
     primary_metric: str
     gates: Sequence[Gate] = ()
     alpha: float = 0.05
+    duration: str = ""
     figures: FiguresFn | None = None
     arm_command: ArmCommandFn | None = None
 

@@ -135,6 +135,7 @@ EXPERIMENT = Experiment(
     run=run,
     hypotheses=HYPOTHESES,
     gates=GATES,
+    duration="ipc 1: 14 core-hours for 5 seeds; ipc 10: 27.5 core-hours for 3 seeds",
     primary_metric="test_acc",
     figures=figures,
 )

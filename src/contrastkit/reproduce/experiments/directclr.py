@@ -177,6 +177,7 @@ EXPERIMENT = register_experiment(
         run=run,
         hypotheses=HYPOTHESES,
         gates=GATES,
+        duration="15 minutes (19 arms x 5 seeds)",
         primary_metric="linear_top1",
         figures=figures,
         arm_command=lambda arm, seed, quick: arm_command(BASE, arm, seed, quick, QUICK),

@@ -191,6 +191,7 @@ EXPERIMENT = register_experiment(
         metrics=METRICS,
         run=run,
         hypotheses=HYPOTHESES,
+        duration="1 minute (5 seeds)",
         primary_metric="effective_rank",
     )
 )
