@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="weighted kNN, linear probe (L-BFGS), k-means NMI/ARI, or all three")  # fmt: skip
     e.add_argument("--checkpoint", default="last", choices=["last", "best"],
                    help="which checkpoint of the run: the last one or the best by the monitored metric")  # fmt: skip
+    e.add_argument("--no-baselines", action="store_true", help="skip the same protocols on the untrained network "
+                   "and on raw pixels (by default they are printed beside the trained numbers)")  # fmt: skip
     x = sub.add_parser("export", help="write a run's backbone as a standalone file for load_backbone",
                        formatter_class=formatter)  # fmt: skip
     x.add_argument("run_dir", help="a run directory written by contrastkit train")
@@ -103,10 +105,11 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from contrastkit.train.run_dir import evaluate_run
 
-    result = evaluate_run(args.run_dir, args.protocol, args.checkpoint)
-    print(f"{'metric':14s} {'value':>8s}  protocol")
+    result = evaluate_run(args.run_dir, args.protocol, args.checkpoint, baselines=not args.no_baselines)
+    width = max([len("metric"), *map(len, result["metrics"])])
+    print(f"{'metric':{width}s} {'value':>8s}  protocol")
     for name, value in result["metrics"].items():
-        print(f"{name:14s} {value:8.4f}  {result['protocols'][name]}")
+        print(f"{name:{width}s} {value:8.4f}  {result['protocols'][name]}")
     print(f"written to {Path(args.run_dir) / 'evaluation.json'}")
     return 0
 

@@ -289,6 +289,41 @@ def test_a_time_budget_stops_the_run_and_drives_the_schedule(monkeypatch: pytest
     assert engine.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.25)
 
 
+@pytest.mark.parametrize(
+    ("max_steps", "budget", "steps", "progress"),
+    [
+        (3, 2.0, 3, [0.0, 1 / 3, 2 / 3]),  # the step limit first: progress = steps / 3 (> elapsed / 2 = steps / 4)
+        (6, 2.0, 4, [0.0, 1 / 4, 1 / 2, 3 / 4]),  # the budget first: progress = elapsed / 2 (> steps / 6)
+        (4, 2.0, 4, [0.0, 1 / 4, 1 / 2, 3 / 4]),  # both at once
+    ],
+)
+def test_a_step_limit_and_a_time_budget_stop_at_whichever_comes_first(
+    monkeypatch: pytest.MonkeyPatch, max_steps: int, budget: float, steps: int, progress: list[float]
+) -> None:
+    """The fake clock of the budget test: every step takes 0.5 s, so a 2 s budget alone is 4 steps."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.5  # read at the start and the end of every step
+        return now[0]
+
+    monkeypatch.setattr(engine_module, "time", SimpleNamespace(perf_counter=clock))
+    seen: list[float] = []
+
+    def factor(p: float) -> float:
+        seen.append(p)
+        return 1.0 - p
+
+    model = classifier()
+    engine = Engine(
+        model, labelled_source(32), [sgd(model)], batch_size=4, seed=0, max_steps=max_steps, time_budget_s=budget,
+        lr_factor=factor,
+    )  # fmt: skip
+    state = engine.run()
+    assert state.step == steps and state.elapsed == pytest.approx(0.5 * steps) and engine.progress == 1.0
+    assert seen == pytest.approx(progress)
+
+
 # ------------------------------------------------------------------------------------------ non-finite loss
 
 
@@ -345,8 +380,7 @@ def test_a_loss_refusing_nan_embeddings_is_a_non_finite_loss() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"max_steps": None}, "set exactly one of max_steps and time_budget_s"),
-        ({"time_budget_s": 1.0}, "set exactly one of max_steps and time_budget_s"),
+        ({"max_steps": None}, "set max_steps, time_budget_s or both"),
         ({"batch_size": 32}, "the 20 training items give no full batch of 32 x 1 accumulated"),
         ({"accumulate_grad_batches": 6}, "the 20 training items give no full batch of 4 x 6 accumulated"),
         ({"optimizers": []}, "the engine needs at least one optimiser"),

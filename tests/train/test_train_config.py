@@ -64,6 +64,9 @@ def toy_method(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[ToyMethodConfig
     yield ToyMethodConfig
 
 
+OWN: dict[str, Any] = {"name": "folder", "path": "a"}  # a folder dataset (the path is read only when built)
+
+
 def minimal(**sections: Any) -> dict[str, Any]:
     """The smallest valid raw config (one stop key), with ``sections`` merged in."""
     raw: dict[str, Any] = {"trainer": {"max_steps": 3}}
@@ -158,7 +161,7 @@ def test_defaults_validate() -> None:
     cfg = Config(trainer=TrainerConfig(max_epochs=1))
     assert validate_config(cfg) == cfg
     assert config_from_dict({"trainer": {"max_epochs": 1}}) == cfg
-    with pytest.raises(ConfigError, match="trainer: set exactly one of"):
+    with pytest.raises(ConfigError, match="trainer: set at least one of"):
         validate_config(Config())  # no default length of run: the user must choose one
 
 
@@ -195,16 +198,43 @@ def test_overrides_of_nested_keys_types_and_null() -> None:
     assert cfg.data.batch_size == 256  # untouched keys keep the file's values
 
 
+def test_stop_criteria_combine_and_one_on_the_command_line_keeps_the_file_s() -> None:
+    """``--set trainer.max_steps=30`` on a config with a time budget keeps the budget: whichever comes first."""
+    cfg = load_config(CONFIGS / "simclr_fashion_mnist.yaml", ["trainer.max_steps=30"])
+    assert (cfg.trainer.max_steps, cfg.trainer.time_budget_minutes, cfg.trainer.max_epochs) == (30, 10.0, None)
+    every = config_from_dict({"trainer": {"max_steps": 3, "max_epochs": 2, "time_budget_minutes": 0.5}})
+    assert (every.trainer.max_steps, every.trainer.max_epochs, every.trainer.time_budget_minutes) == (3, 2, 0.5)
+    dropped = load_config(
+        CONFIGS / "simclr_fashion_mnist.yaml", ["trainer.max_steps=30", "trainer.time_budget_minutes=null"]
+    )
+    assert (dropped.trainer.max_steps, dropped.trainer.time_budget_minutes) == (30, None)
+    message = _one_line_error(load_config, CONFIGS / "simclr_fashion_mnist.yaml", ["trainer.time_budget_minutes=null"])
+    assert "set the others to null" not in message and "at least one of" in message
+
+
+def test_own_data_keys_accept_their_valid_values() -> None:
+    cfg = config_from_dict(minimal(data={**OWN, "labelled": False, "eval_fraction": 0.25, "split_seed": 7}))
+    assert (cfg.data.labelled, cfg.data.eval_fraction, cfg.data.split_seed) == (False, 0.25, 7)
+    assert cfg.data.eval_path is None
+    held = config_from_dict(minimal(data={**OWN, "name": "npz", "eval_path": "held.npz", "eval_split": "val"}))
+    assert (held.data.eval_path, held.data.eval_split, held.data.labelled) == ("held.npz", "val", True)
+    none = config_from_dict(minimal(data={**OWN, "eval_split": None}, monitor={"knn_every_epochs": 0}))
+    assert none.data.eval_split is None and config_from_dict(config_to_dict(none)) == none
+
+
 def test_override_sets_a_section_missing_from_the_file_and_a_whole_section(tmp_path: Path) -> None:
     path = tmp_path / "small.yaml"
     path.write_text("trainer: {max_steps: 2}\n")
-    cfg = load_config(path, ["monitor.knn_k=7", "data={name: folder, path: /data/imgs, batch_size: 8}"])
+    cfg = load_config(
+        path, ["monitor.knn_k=7", "data={name: folder, path: /data/imgs, batch_size: 8, eval_fraction: 0.2}"]
+    )
     assert cfg.monitor.knn_k == 7 and cfg.name == "small"
-    assert (cfg.data.name, cfg.data.path, cfg.data.batch_size, cfg.data.train_split) == (
+    assert (cfg.data.name, cfg.data.path, cfg.data.batch_size, cfg.data.train_split, cfg.data.eval_fraction) == (
         "folder",
         "/data/imgs",
         8,
         "train",
+        0.2,
     )
 
 
@@ -264,8 +294,7 @@ BAD_DICTS: list[tuple[dict[str, Any], str]] = [
     (minimal(trainer={"max_epochs": "3"}), "trainer.max_epochs: expected int or null, got str '3'"),
     (minimal(model={"small_stem": "yes please"}), "model.small_stem: expected bool, got str 'yes please'"),
     (minimal(data={"image_size": [28, 28]}), "data.image_size: expected int or null, got list [28, 28]"),
-    ({"trainer": {"seed": 1}}, "trainer: set exactly one of max_epochs, max_steps, time_budget_minutes"),
-    (minimal(trainer={"max_epochs": 2}), "trainer: set exactly one of max_epochs, max_steps, time_budget_minutes"),
+    ({"trainer": {"seed": 1}}, "trainer: set at least one of max_epochs, max_steps, time_budget_minutes (with sev"),
     (minimal(trainer={"precision": "fp8"}), "trainer.precision must be one of auto, 32, bf16, got 'fp8'"),
     (minimal(trainer={"precision": 16}), "trainer.precision: expected str, got int 16"),
     (minimal(trainer={"strategy": "fsdp"}), "trainer.strategy must be one of auto, ddp, got 'fsdp'"),
@@ -319,6 +348,20 @@ BAD_DICTS: list[tuple[dict[str, Any], str]] = [
     (minimal(method={"name": "supercon", "base_temperature": 0}), "method.base_temperature must be > 0, got 0.0"),
     (minimal(method={"name": "supercon", "supcon_reduction": "x"}), "method.supcon_reduction must be one of "),
     (minimal(method={"name": "directclr", "d0": 0}), "method.d0 must be >= 1, got 0"),
+    # own data (folder / npz): labels, the held-out split and its seed
+    (minimal(data=OWN), "data.eval_split='test' needs held-out folder data: set data.eval_path=FOLDER or data.eval_f"),
+    (minimal(data={**OWN, "name": "npz"}), "needs held-out npz data: set data.eval_path=FILE.npz or data.eval_fracti"),
+    (minimal(data={**OWN, "eval_path": "b", "eval_fraction": 0.2}), "data: set eval_path or eval_fraction, not both"),
+    (minimal(data={**OWN, "eval_split": None, "eval_path": "b"}), "data.eval_path needs data.eval_split, the held-ou"),
+    (minimal(data={**OWN, "eval_fraction": 0}), "data.eval_fraction must lie in (0, 1), got 0.0"),
+    (minimal(data={**OWN, "eval_fraction": 1}), "data.eval_fraction must lie in (0, 1), got 1.0"),
+    (minimal(data={**OWN, "eval_fraction": 0.2, "split_seed": -1}), "data.split_seed must lie in [0, 4294967295]"),
+    (minimal(data={**OWN, "eval_path": "b", "split_seed": 1}), "data.split_seed seeds data.eval_fraction, which is n"),
+    (minimal(data={**OWN, "eval_path": ""}), "data.eval_path must not be empty"),
+    (minimal(data={**OWN, "labelled": "no"}), "data.labelled: expected bool, got str 'no'"),
+    (minimal(data={"eval_fraction": 0.2}), "data.eval_fraction is for folder and npz data; fashion-mnist has its own"),
+    (minimal(data={"eval_path": "b"}), "data.eval_path is for folder and npz data; fashion-mnist has its own splits"),
+    (minimal(data={"labelled": False}), "data.labelled=false is for folder and npz data; fashion-mnist is always la"),
 ]
 
 
@@ -386,7 +429,7 @@ def test_file_errors(tmp_path: Path) -> None:
     binary = _write(tmp_path, b"\xff\xfe\x00junk", "bin.yaml")
     assert f"cannot read config file {binary}: UnicodeDecodeError" in _one_line_error(load_config, binary)
     empty = _write(tmp_path, "# nothing here\n", "empty.yaml")
-    assert _one_line_error(load_config, empty).startswith("trainer: set exactly one of")
+    assert _one_line_error(load_config, empty).startswith("trainer: set at least one of")
     not_section = _write(tmp_path, "trainer: {max_steps: 1}\noptim: fast\n", "sec.yaml")
     assert "optim must be a mapping of keys, got str 'fast'" in _one_line_error(load_config, not_section)
 
@@ -403,7 +446,7 @@ def test_file_errors(tmp_path: Path) -> None:
         ("optim.lrr=1", "unknown key 'optim.lrr' (did you mean 'lr'?"),
         ("optimizer.lr=1", "unknown key 'optimizer' (did you mean 'optim'?"),
         ("trainer.precision=fp8", "trainer.precision must be one of auto, 32, bf16, got 'fp8'"),
-        ("trainer.max_steps=null", "trainer: set exactly one of max_epochs, max_steps, time_budget_minutes"),
+        ("trainer.max_steps=null", "trainer: set at least one of max_epochs, max_steps, time_budget_minutes"),
         ("optim.lr=fast", "optim.lr: expected float, got str 'fast'"),
         ("method.name=nope", "method.name must be one of "),
         ("name.x=1", "bad override 'name.x=1': name is not a section"),

@@ -10,6 +10,7 @@ from contrastkit.data.batch import Batch, as_batch
 from contrastkit.data.clutter import clutter_images, cluttered_mnist
 from contrastkit.data.dataset import ImageDataset
 from contrastkit.data.folders import ImageFolder
+from contrastkit.data.holdout import match_classes, split_off
 from contrastkit.data.npz import load_npz
 from contrastkit.data.registry import DatasetInfo, DatasetNotInstalledError, available, load
 from contrastkit.data.samplers import HAM10000_COUNTS, ClassBalancedBatchSampler, long_tailed_subset
@@ -40,4 +41,5 @@ __all__ = [
     "stratified_split",
 ]
 __all__ += ["Batch", "as_batch", "SAMPLERS", "DataSource", "TensorSource", "epoch_order", "labelled_unlabelled"]
+__all__ += ["match_classes", "split_off"]  # held-out splits of a folder / npz file
 __all__ += ["clutter_images", "cluttered_mnist"]  # dataset condensation (DC / DSA / DCC)

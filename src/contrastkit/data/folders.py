@@ -119,7 +119,8 @@ def ImageFolder(  # noqa: N802 - named like a dataset class, returns a plain Ima
         classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
         if not classes:
             raise ValueError(
-                f"{root} has no class sub-folders; pass labelled=False to read its images unlabelled"
+                f"{root} has no class sub-folders; pass labelled=False (data.labelled=false in a config) to read "
+                "its images unlabelled"
             )
         files: list[Path] = []
         labels: list[int] = []
@@ -155,7 +156,7 @@ def ImageFolder(  # noqa: N802 - named like a dataset class, returns a plain Ima
                 raise ValueError(
                     f"images differ in size: {first} for {files[0].name} but {tuple(x.shape[1:])} for "
                     f"{path}; "
-                    "pass image_size=(H, W) to resize them"
+                    "pass image_size=(H, W) (data.image_size in a config) to resize them"
                 )
     label_tensor = torch.tensor(labels, dtype=torch.int64) if labelled else None
     return ImageDataset(torch.stack(images), label_tensor, classes, root.name)

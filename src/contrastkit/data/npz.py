@@ -104,7 +104,10 @@ def load_npz(
         present = sorted(archive.files)
         for key in (images_key, labels_key):
             if key is not None and key not in archive.files:
-                raise ValueError(f"{path} has no array {key!r}; it holds {present}")
+                unlabelled = " (or labels_key=None, data.labelled=false in a config, for unlabelled images)"
+                raise ValueError(
+                    f"{path} has no array {key!r}; it holds {present}{unlabelled if key == labels_key else ''}"
+                )
         try:
             x = archive[images_key]
             y = archive[labels_key] if labels_key is not None else None

@@ -98,7 +98,10 @@ def protocol_texts(
         text = f"k-means (k = number of classes, L2-normalised features) on {query_text}"
         texts["kmeans_nmi"], texts["kmeans_ari"] = f"NMI of {text}", f"ARI of {text}"
     if "rank" in protocols:
-        texts["effective_rank"] = f"exp(entropy) of the covariance spectrum of the features of {query_text}"
+        texts["effective_rank"] = (
+            f"exp(entropy) of the covariance spectrum of the features of {query_text} (as they are, not "
+            "L2-normalised; the collapse_* metrics normalise)"
+        )
     if "collapse" in protocols:
         where = f"of the L2-normalised features of {query_text} (float64)"
         texts["collapse_effective_rank"] = f"effective rank exp(H(lambda / sum lambda)) {where}"

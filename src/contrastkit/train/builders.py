@@ -26,12 +26,15 @@ from contrastkit.data import (
     load,
     load_npz,
     long_tailed_subset,
+    match_classes,
+    split_off,
 )
 from contrastkit.method_registry import BuildContext, recipes
 from contrastkit.methods import trainable_parameters
 from contrastkit.models import build_backbone, convert_to_global_batchnorm
 from contrastkit.train.checkpoint import initial_backbone
-from contrastkit.train.config import Config
+from contrastkit.train.config import Config, DataConfig
+from contrastkit.train.config_schema import USER_DATA
 from contrastkit.train.engine import Engine, StepCallback
 from contrastkit.train.lars import LARS
 from contrastkit.train.monitors import TrainModule
@@ -58,28 +61,62 @@ def _resize(ds: ImageDataset, size: int | None, channels: int | None) -> ImageDa
                 f"data.channels={channels} cannot be made from {images.shape[1]}-channel images: "
                 "use 1 or 3, or leave data.channels unset"
             )
-    if size is not None and size != images.shape[-1]:
+    if size is not None and tuple(images.shape[-2:]) != (size, size):
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     if images is ds.images:
         return ds
     return ImageDataset(images.clamp(0, 1), ds.labels, ds.classes, ds.name)
 
 
+def _read_own_data(d: DataConfig, key: str) -> ImageDataset:
+    """The folder or .npz file at ``data.<key>`` (``path`` or ``eval_path``); its errors name the key."""
+    path = str(getattr(d, key))
+    try:
+        if d.name == "folder":
+            return ImageFolder(path, labelled=d.labelled, image_size=d.image_size, channels=d.channels)
+        return load_npz(path, labels_key="labels" if d.labelled else None)
+    except ValueError as err:
+        raise ValueError(f"data.{key}: {err}") from None
+
+
+def _load_splits(cfg: Config) -> tuple[ImageDataset, ImageDataset | None]:
+    """The training split and the held-out split (None when ``data.eval_split`` is null), before any subset.
+
+    Folder / npz data: the held-out split is ``data.eval_path`` read like ``data.path`` (labels matched to the
+    training classes by name), or ``data.eval_fraction`` of ``data.path`` drawn with ``data.split_seed``
+    (:func:`contrastkit.data.split_off`; the training split is the rest). The config check guarantees that one
+    of them is set exactly when ``data.eval_split`` is.
+    """
+    d = cfg.data
+    if d.name not in USER_DATA:
+        return load(d.name, d.train_split), load(d.name, d.eval_split) if d.eval_split else None
+    train = _read_own_data(d, "path")
+    if d.eval_split is None:
+        return train, None
+    if d.eval_fraction is not None:
+        try:
+            return split_off(train, d.eval_fraction, seed=d.split_seed)
+        except ValueError as err:
+            raise ValueError(f"data.eval_fraction: {err}") from None
+    held_out = _read_own_data(d, "eval_path")
+    try:
+        return train, match_classes(held_out, train.classes)
+    except ValueError as err:
+        raise ValueError(f"data.eval_path: {err}") from None
+
+
 def build_data(cfg: Config) -> Data:
     """Load the train and eval splits named by ``cfg.data`` (registry name, ``folder`` or ``npz``)."""
     d = cfg.data
-    if d.name == "folder":
-        train, held_out = ImageFolder(str(d.path), labelled=True, image_size=d.image_size, channels=d.channels), None
-    elif d.name == "npz":
-        train, held_out = load_npz(str(d.path)), None
-    else:
-        train = load(d.name, d.train_split)
-        held_out = load(d.name, d.eval_split) if d.eval_split else None
+    train, held_out = _load_splits(cfg)
     seed = cfg.trainer.seed
     if (d.label_fraction is not None or d.class_counts is not None or d.sampler == "class_balanced") and (
         train.labels is None
     ):
-        raise ValueError("data.label_fraction, data.class_counts and data.sampler=class_balanced need labelled data")
+        raise ValueError(
+            "data.label_fraction, data.class_counts and data.sampler=class_balanced need labelled data "
+            "(data.labelled=true)"
+        )
     if d.label_fraction is not None:
         train = train.subset(label_fraction_indices(train.labels, d.label_fraction, seed=seed))
     classes = len(d.class_counts) if d.class_counts is not None else None
@@ -97,7 +134,13 @@ def build_data(cfg: Config) -> Data:
         per_class = d.eval_per_class or min(counts)
         held_out = long_tailed_subset(held_out, [min(per_class, c) for c in counts], seed=seed)
     train = _resize(train, d.image_size, d.channels)
-    held_out = _resize(held_out, d.image_size, d.channels) if held_out is not None else None
+    if held_out is not None:  # the held-out images take the training images' channels (a folder picks its own)
+        held_out = _resize(held_out, d.image_size, d.channels or train.channels)
+        if held_out.image_size != train.image_size:
+            raise ValueError(
+                f"the held-out images are {held_out.image_size[0]}x{held_out.image_size[1]} but the training "
+                f"images {train.image_size[0]}x{train.image_size[1]}: set data.image_size to resize both"
+            )
     if len(train) < d.batch_size:
         raise ValueError(
             f"data.batch_size={d.batch_size} is larger than the {len(train)} training images: lower data.batch_size"
@@ -153,7 +196,9 @@ def build_method(cfg: Config, train: ImageDataset) -> nn.Module:
     """The method named by ``cfg.method.name`` on the configured backbone and views, for training data ``train``."""
     recipe = recipes()[cfg.method.name]
     if recipe.needs_labels and train.labels is None:
-        raise ValueError(f"method {cfg.method.name!r} needs labelled training data: use a labelled data.name")
+        raise ValueError(
+            f"method {cfg.method.name!r} needs labelled training data: use a labelled dataset (data.labelled=true)"
+        )
     channels, image_size = train.images.shape[1], train.images.shape[-1]
     labelled = train.labels is not None
     ctx = BuildContext(
@@ -214,11 +259,12 @@ def lr_factor(cfg: Config, progress: float) -> float:
 
 
 def total_steps(cfg: Config, steps_per_epoch: int) -> int | None:
-    """Optimiser steps of the run (None for a time budget)."""
+    """The step limit of the run: the smaller of ``max_steps`` and ``max_epochs * steps_per_epoch`` (whichever
+    comes first), None when only ``time_budget_minutes`` is set."""
     t = cfg.trainer
-    if t.max_steps is not None:
-        return t.max_steps
-    return t.max_epochs * steps_per_epoch if t.max_epochs is not None else None
+    by_epochs = t.max_epochs * steps_per_epoch if t.max_epochs is not None else None
+    limits = [n for n in (t.max_steps, by_epochs) if n is not None]
+    return min(limits) if limits else None
 
 
 def build_engine(

@@ -114,10 +114,11 @@ class CollapseMonitor(Callback):
     def on_train_end(self, run_dir: Path) -> list[tuple[str, Path]]:
         if not self.spectra:
             return []
+        rows = "L2-normalised rows" if self.normalize else "rows as they are"
         path = plot_spectra(
             self.spectra,
             run_dir / "plots" / "collapse_spectra.png",
-            title="Covariance spectra at the last monitor point",
+            title=f"Covariance spectra ({rows}) at the last monitor point",
         )
         return [("Collapse: spectra of the representation and of the loss space", path)]
 

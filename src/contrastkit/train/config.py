@@ -7,7 +7,8 @@ A config file is a YAML mapping of sections (every section and every key is opti
     model: {backbone: resnet18, width: 0.25}
     method: {name: simclr, temperature: 0.2}     # `name` picks the config class the method registered
     optim: {name: adam, lr: 2.0e-3}
-    trainer: {time_budget_minutes: 10}           # exactly one of max_epochs, max_steps, time_budget_minutes
+    trainer: {time_budget_minutes: 10}           # at least one of max_epochs, max_steps, time_budget_minutes;
+                                                 # several: whichever comes first
 
 ``load_config(path, ["optim.lr=0.1", "trainer.max_steps=5", "trainer.time_budget_minutes=null"])`` reads the
 file, applies the overrides in order (values parsed as YAML) and validates. Every problem is a one-line

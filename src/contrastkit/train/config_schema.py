@@ -24,8 +24,8 @@ from contrastkit.method_registry import (
 
 __all__ = [
     "AugmentConfig", "CHOICES", "Config", "ConfigError", "DataConfig", "DEFAULT_METHOD", "MethodConfig",
-    "ModelConfig", "MonitorConfig", "OptimConfig", "SECTIONS", "STOP_KEYS", "ScheduleConfig", "TrainerConfig",
-    "USER_DATA", "require_at_least", "require_choice", "require_greater", "require_in_range",
+    "HELD_OUT_KEYS", "ModelConfig", "MonitorConfig", "OptimConfig", "SECTIONS", "STOP_KEYS", "ScheduleConfig",
+    "TrainerConfig", "USER_DATA", "require_at_least", "require_choice", "require_greater", "require_in_range",
 ]  # fmt: skip
 
 # Literal-like string fields: (section, key) -> allowed values. Later floors may add entries.
@@ -41,6 +41,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("trainer", "precision"): ("auto", "32", "bf16"),
 }
 USER_DATA = ("folder", "npz")  # data.name values that read the user's files at data.path
+# Where the held-out split of folder / npz data comes from: its own folder or .npz file, or a share of data.path.
+HELD_OUT_KEYS = ("eval_path", "eval_fraction")
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -51,7 +53,14 @@ class DataConfig:
     """Dataset (a ``contrastkit.data`` registry name, or "folder" / "npz" with ``path``), splits, batch size,
     the sampler (``shuffle`` or ``class_balanced``), and subsets: ``label_fraction`` (stratified),
     ``class_counts`` (a long-tailed training subset with ``class_counts[c]`` images of class c; classes beyond
-    the list are dropped from both splits) and ``eval_per_class`` (a balanced evaluation subset)."""
+    the list are dropped from both splits) and ``eval_per_class`` (a balanced evaluation subset).
+
+    Folder / npz data (``USER_DATA``): ``labelled`` false reads images without labels (a folder: every image at any
+    depth; an .npz file: no ``labels`` array). The held-out split named ``eval_split`` comes from one of
+    ``HELD_OUT_KEYS``: ``eval_path`` (a folder, or an .npz file, read like ``path``) or ``eval_fraction`` (the share
+    ``f`` of ``path``'s images held out, ``round_half_up(f * N)`` drawn per class in proportion to its size with
+    ``split_seed``; the training split is the rest). ``train_split`` and ``eval_split`` then only name the splits
+    in reports, and ``eval_split: null`` means no held-out split."""
 
     name: str = "fashion-mnist"
     path: str | None = None
@@ -64,9 +73,13 @@ class DataConfig:
     sampler: str = "shuffle"
     class_counts: list[int] | None = None  # a long-tailed training subset: images of class c (seeded by trainer.seed)
     eval_per_class: int | None = None  # a balanced evaluation subset: images per class (seeded by trainer.seed)
+    labelled: bool = True  # folder / npz: false reads the images without labels
+    eval_path: str | None = None  # folder / npz: the held-out images (a folder, or an .npz file)
+    eval_fraction: float | None = None  # folder / npz: the share of data.path's images held out (stratified)
+    split_seed: int = 0  # the seed of the eval_fraction draw (independent of trainer.seed)
 
     def check(self, where: str = "data") -> None:
-        for key in ("name", "train_split", "path", "eval_split"):
+        for key in ("name", "train_split", "path", "eval_split", "eval_path"):
             if getattr(self, key) == "":
                 raise ConfigError(f"{where}.{key} must not be empty")
         if self.name in USER_DATA and self.path is None:
@@ -76,11 +89,43 @@ class DataConfig:
         require_at_least(f"{where}.image_size", self.image_size, 1)
         require_at_least(f"{where}.channels", self.channels, 1)
         require_at_least(f"{where}.eval_per_class", self.eval_per_class, 1)
+        require_in_range(f"{where}.eval_fraction", self.eval_fraction, 0, 1, interval="()")
+        require_in_range(f"{where}.split_seed", self.split_seed, 0, 2**32 - 1)
         if self.class_counts is not None:
             if not self.class_counts or min(self.class_counts) < 1:
                 raise ConfigError(f"{where}.class_counts must be a non-empty list of counts >= 1")
             if self.label_fraction is not None:
                 raise ConfigError(f"{where}: set class_counts or label_fraction, not both")
+        self._check_held_out(where)
+
+    def _check_held_out(self, where: str) -> None:
+        """``labelled`` and ``HELD_OUT_KEYS`` are for folder / npz data; such data with an ``eval_split`` needs
+        exactly one of them."""
+        chosen = [key for key in HELD_OUT_KEYS if getattr(self, key) is not None]
+        if self.split_seed != 0 and self.eval_fraction is None:
+            raise ConfigError(f"{where}.split_seed seeds {where}.eval_fraction, which is not set: set both or neither")
+        if self.name not in USER_DATA:
+            if chosen:
+                raise ConfigError(
+                    f"{where}.{chosen[0]} is for folder and npz data; {self.name} has its own splits: "
+                    f"name one with {where}.eval_split"
+                )
+            if not self.labelled:
+                raise ConfigError(f"{where}.labelled=false is for folder and npz data; {self.name} is always labelled")
+            return
+        if len(chosen) > 1:
+            raise ConfigError(f"{where}: set {' or '.join(HELD_OUT_KEYS)}, not both")
+        if chosen and self.eval_split is None:
+            raise ConfigError(
+                f"{where}.{chosen[0]} needs {where}.eval_split, the held-out split's name (e.g. test), not null"
+            )
+        if self.eval_split is not None and not chosen:
+            stored = "FOLDER" if self.name == "folder" else "FILE.npz"
+            raise ConfigError(
+                f"{where}.eval_split={self.eval_split!r} needs held-out {self.name} data: set {where}.eval_path="
+                f"{stored} or {where}.eval_fraction=0.2 (a stratified share of {where}.path), or "
+                f"{where}.eval_split=null"
+            )
 
 
 @dataclass
@@ -185,9 +230,10 @@ STOP_KEYS = ("max_epochs", "max_steps", "time_budget_minutes")
 
 @dataclass
 class TrainerConfig:
-    """Devices, precision, length of the run (exactly one of ``STOP_KEYS``; a step is one optimiser step), seed,
-    checkpoint/log cadence, gradient accumulation over ``accumulate_grad_batches`` batches of ``data.batch_size``
-    and clipping of the gradients' global norm to ``gradient_clip_norm``."""
+    """Devices, precision, length of the run (at least one of ``STOP_KEYS``; with several, the run stops at
+    whichever limit comes first; a step is one optimiser step), seed, checkpoint/log cadence, gradient
+    accumulation over ``accumulate_grad_batches`` batches of ``data.batch_size`` and clipping of the gradients'
+    global norm to ``gradient_clip_norm``."""
 
     accelerator: str = "auto"
     devices: int = 1
@@ -206,8 +252,11 @@ class TrainerConfig:
     gradient_clip_norm: float | None = None
 
     def check(self, where: str = "trainer") -> None:
-        if sum(getattr(self, key) is not None for key in STOP_KEYS) != 1:
-            raise ConfigError(f"{where}: set exactly one of {', '.join(STOP_KEYS)} (set the others to null)")
+        if all(getattr(self, key) is None for key in STOP_KEYS):
+            raise ConfigError(
+                f"{where}: set at least one of {', '.join(STOP_KEYS)} (with several, the run stops at whichever "
+                "comes first)"
+            )
         keys = ("devices", "num_nodes", "max_epochs", "max_steps", "checkpoint_every_steps", "log_every_steps")
         for key in (*keys, "accumulate_grad_batches"):
             require_at_least(f"{where}.{key}", getattr(self, key), 1)

@@ -11,9 +11,11 @@ on a data source (:mod:`contrastkit.data.sources`) and handles, once for everyon
   :func:`step_generator` and rank ``r`` of ``W`` trains on rows ``[r B/W, (r+1) B/W)``. With the gradient-exact
   gather in the losses, ``W`` processes then see exactly what one process sees;
 * gradient accumulation (the loss of each batch divided by ``A``) and clipping of the global gradient norm;
+* when to stop: after ``max_steps`` optimiser steps, once the training time reaches the time budget, or with
+  both, at whichever comes first;
 * the optimiser and the learning-rate schedule: ``lr = base_lr * lr_factor(progress)`` on the first optimiser's
-  groups (``progress`` = steps / max_steps, or elapsed / time budget); further optimisers (an online probe) keep
-  their rate;
+  groups, ``progress = max(steps / max_steps, elapsed / time budget)`` over the limits that are set (so the
+  schedule ends with the limit that comes first); further optimisers (an online probe) keep their rate;
 * the method's optional hooks (:mod:`contrastkit.methods.base`): ``on_fit_start``, ``on_epoch_start`` (with the
   features of the whole source), ``on_step_end``;
 * callbacks (:class:`StepCallback`) after every step: logging, monitors, checkpoints;
@@ -79,7 +81,7 @@ class Engine:
         optimizers: the first follows ``lr_factor``; all step together.
         batch_size: global batch size ``B`` (divisible by the number of processes).
         seed: the run's seed (data order, views).
-        max_steps / time_budget_s: exactly one stops the run.
+        max_steps / time_budget_s: a step limit, a limit on training seconds, or both (whichever comes first).
         lr_factor: ``progress in [0, 1] -> multiplier`` of every group's initial ``lr`` (None: constant).
         runtime: where to run (default: one local process on the CPU in float32).
         accumulate_grad_batches: batches per optimiser step.
@@ -105,8 +107,8 @@ class Engine:
         channels_last: bool = False,
         callbacks: Sequence[StepCallback] = (),
     ) -> None:
-        if (max_steps is None) == (time_budget_s is None):
-            raise ValueError("set exactly one of max_steps and time_budget_s")
+        if max_steps is None and time_budget_s is None:
+            raise ValueError("set max_steps, time_budget_s or both (the run stops at whichever comes first)")
         if not optimizers:
             raise ValueError("the engine needs at least one optimiser")
         self.runtime: Runtime = runtime or LocalRuntime()
@@ -156,15 +158,19 @@ class Engine:
 
     @property
     def progress(self) -> float:
-        if self.max_steps is not None:
-            return self.state.step / self.max_steps
-        assert self.time_budget_s is not None
-        return self.state.elapsed / self.time_budget_s
+        """``max(step / max_steps, elapsed / time_budget_s)`` over the limits that are set; 1 at the first one."""
+        parts = [] if self.max_steps is None else [self.state.step / self.max_steps]
+        if self.time_budget_s is not None:
+            parts.append(self.state.elapsed / self.time_budget_s)
+        return max(parts)
 
     def finished(self) -> bool:
-        if self.max_steps is not None:
-            return self.state.step >= self.max_steps
-        return bool(self.runtime.broadcast(self.progress >= 1.0))
+        """The step limit is reached, or the time budget (rank 0's clock decides for every process)."""
+        if self.max_steps is not None and self.state.step >= self.max_steps:
+            return True
+        if self.time_budget_s is None:
+            return False
+        return bool(self.runtime.broadcast(self.state.elapsed >= self.time_budget_s))
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -267,7 +273,7 @@ class Engine:
         return out
 
     def run(self) -> EngineState:
-        """:meth:`start`, :meth:`step` until ``max_steps`` or the time budget, then every callback's
+        """:meth:`start`, :meth:`step` until ``max_steps`` or the time budget (whichever first), then every callback's
         ``on_train_end``; returns the final :class:`EngineState`."""
         self.start()
         while not self.finished():

@@ -4,7 +4,9 @@
 reproduction arm makes), then adds what a run directory needs, each as an engine callback: ``metrics.csv`` and
 TensorBoard rows every ``log_every_steps``, the held-out monitors every ``knn_every_epochs`` (``best.ckpt`` at the
 best kNN accuracy), ``checkpoints/last.ckpt`` every ``checkpoint_every_steps`` and at the end (atomic), and at the
-end ``results.json`` and ``report.md`` with plots.
+end ``results.json`` and ``report.md`` with plots. With ``trainer.progress_bar`` every long phase shows
+progress (:mod:`contrastkit.train.progress`): the training bar (step, epoch, training time of the budget, time
+left, images/s, loss), the feature extraction of each monitor, the report.
 
 ``--resume`` restores model, optimisers, step, monitor state and RNG, so a run killed at any moment and resumed
 ends with the same weights as an uninterrupted one (on the same device and thread count). A non-finite loss stops
@@ -14,7 +16,6 @@ training before the optimiser step, keeping the last good checkpoint.
 from __future__ import annotations
 
 import resource
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ from contrastkit.train.checkpoint import (
 from contrastkit.train.config import Config, config_to_dict, dump_config
 from contrastkit.train.engine import Engine, NonFiniteLossError, StepCallback
 from contrastkit.train.metrics_log import MetricsLogger
-from contrastkit.train.monitors import TrainModule, evaluate_monitors, monitor_protocols
+from contrastkit.train.monitors import TrainModule, bank_of, data_texts, evaluate_monitors, monitor_protocols
+from contrastkit.train.plots import FEW_EPOCHS
+from contrastkit.train.progress import Progress, TrainingBar
 from contrastkit.train.report import write_run_report
 from contrastkit.train.runtime import Runtime, make_runtime
 
@@ -64,8 +67,10 @@ class _RunDirectory(StepCallback):
         self.last_metrics: dict[str, float] = {}
         self.features: Tensor | None = None  # the latest monitor's held-out features, for the report
         self.monitored_at = -1
-        self.bar: Any = None
+        self.bar: TrainingBar | None = None
+        self.progress = Progress(cfg.trainer.progress_bar and runtime.is_global_zero)
         self.knn_every: int | None = None
+        self.step_losses: list[tuple[int, float, Tensor]] = []  # every step's loss while the run is short
 
     def start(self, engine: Engine, checkpoint: dict[str, Any] | None) -> None:
         m, t = self.cfg.monitor, self.cfg.trainer
@@ -77,13 +82,7 @@ class _RunDirectory(StepCallback):
             if self.logger is not None:
                 self.logger.truncate_after(engine.state.step)
         if t.progress_bar and self.runtime.is_global_zero:
-            try:
-                from tqdm.auto import tqdm
-
-                self.bar = tqdm(total=engine.max_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
-                self.bar.update(engine.state.step)
-            except ImportError:
-                self.bar = None
+            self.bar = TrainingBar(enabled=True)
 
     def save(self, engine: Engine, name: str) -> None:
         # every rank checks (weights are identical across ranks), so all stop together and nothing bad is saved
@@ -114,8 +113,9 @@ class _RunDirectory(StepCallback):
         rt, cfg = self.runtime, self.cfg
         if rt.is_global_zero and self.data.eval is not None:
             metrics, features = evaluate_monitors(
-                self.module, self.data.train, self.data.eval, cfg.monitor, rt.device, rt.precision, cfg.trainer.seed
-            )
+                self.module, self.data.train, self.data.eval, cfg.monitor, rt.device, rt.precision, cfg.trainer.seed,
+                progress=self.progress,
+            )  # fmt: skip
             ctx = MonitorContext(
                 engine.state.step, engine.epoch, self.module.method, self.data.eval, features, rt.device, rt.precision
             )
@@ -135,8 +135,9 @@ class _RunDirectory(StepCallback):
     def on_step_end(self, engine: Engine, outputs: dict[str, Tensor]) -> None:
         s, t = engine.state, self.cfg.trainer
         if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{outputs['loss'].item():.3f}", refresh=False)
+            self.bar.update(engine, float(outputs["loss"]))
+        if engine.epoch <= FEW_EPOCHS:  # detached, read at the end: no device sync per step
+            self.step_losses.append((s.step, engine.epoch, outputs["loss"].detach()))
         if self.logger is not None and s.step % t.log_every_steps == 0:
             row = {
                 "step": s.step,
@@ -155,8 +156,7 @@ class _RunDirectory(StepCallback):
         if self.bar is not None:
             self.bar.close()
         if self.knn_every is not None and self.monitored_at != engine.state.step:
-            if self.runtime.is_global_zero:
-                print("final evaluation: held-out monitors ...", flush=True)
+            self.progress.say(f"final evaluation at step {engine.state.step}: held-out monitors")
             self.monitor(engine)
         self.save(engine, LAST_CHECKPOINT)
 
@@ -235,10 +235,11 @@ def _summarise(
     }
     if not runtime.is_global_zero:
         return summary
-    print("writing the report (plots, embedding map) ...", flush=True)
     if data.eval is not None:
-        bank = min(len(data.train), cfg.monitor.knn_max_train or len(data.train))
-        protocols = monitor_protocols(cfg.monitor, cfg.data.eval_split or "eval", bank)
+        bank = len(bank_of(data.train, cfg.monitor, cfg.trainer.seed))
+        split = cfg.data.eval_split or "held-out"
+        texts = data_texts(cfg.data.train_split, len(data.train), bank, split, len(data.eval), cfg.trainer.seed)
+        protocols = monitor_protocols(cfg.monitor, *texts, runtime.precision)
         for callback in directory.callbacks:
             protocols.update(callback.protocols())
         summary["metrics"] = dict(directory.last_metrics)
@@ -248,8 +249,13 @@ def _summarise(
     if logger is not None:
         logger.close()
     labels = data.eval.labels if data.eval is not None else None
-    extra_plots = [plot for callback in directory.callbacks for plot in callback.on_train_end(run_dir)]
-    write_run_report(run_dir, summary, rows, features=directory.features, labels=labels, extra_plots=extra_plots)
+    with directory.progress.phase("writing the report (plots, embedding map)"):
+        extra_plots = [plot for callback in directory.callbacks for plot in callback.on_train_end(run_dir)]
+        write_run_report(
+            run_dir, summary, rows, features=directory.features, labels=labels, extra_plots=extra_plots,
+            loss_rows=_loss_rows(rows, directory.step_losses) if engine.epoch < FEW_EPOCHS else None,
+            class_names=data.eval.classes if data.eval is not None else None,
+        )  # fmt: skip
     acc = summary["metrics"].get("knn_top1")
     print(
         f"done: {summary['epochs']:.2f} epochs, {state.step} steps in {state.elapsed:.0f} s, "
@@ -259,3 +265,11 @@ def _summarise(
         flush=True,
     )
     return summary
+
+
+def _loss_rows(rows: list[dict[str, Any]], step_losses: list[tuple[int, float, Tensor]]) -> list[dict[str, Any]]:
+    """Every step's loss of a short run: the logged rows before the first step recorded in this process (a resumed
+    run), then each recorded step."""
+    first = step_losses[0][0] if step_losses else None
+    before = [r for r in rows if "loss" in r and (first is None or r["step"] < first)]
+    return before + [{"step": s, "epoch": e, "loss": float(v)} for s, e, v in step_losses]

@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit import accel
 from contrastkit.data import Batch, ImageDataset
-from contrastkit.evaluate import Embedding, extract_features
+from contrastkit.evaluate import extract_features
 from contrastkit.evaluate.protocols import (
     classifier_protocol_texts,
     evaluate_classifier_scores,
@@ -23,6 +22,7 @@ from contrastkit.evaluate.protocols import (
     protocol_texts,
 )
 from contrastkit.train.config import MonitorConfig
+from contrastkit.train.progress import EXTRACT_BATCH, QUIET, Progress, embed_images
 
 
 class TrainModule(nn.Module):
@@ -89,6 +89,34 @@ def embedding_dim(method: nn.Module, sample: Tensor) -> int:
     return dim
 
 
+def bank_of(train: ImageDataset, cfg: MonitorConfig, seed: int) -> ImageDataset:
+    """The kNN memory bank: ``train``, or ``cfg.knn_max_train`` of its images drawn without replacement with
+    ``torch.Generator().manual_seed(seed)``."""
+    if cfg.knn_max_train is None or len(train) <= cfg.knn_max_train:
+        return train
+    generator = torch.Generator().manual_seed(seed)
+    return train.subset(torch.randperm(len(train), generator=generator)[: cfg.knn_max_train])
+
+
+def data_texts(
+    train_split: str, n_train: int, n_bank: int, eval_split: str, n_queries: int, seed: int
+) -> tuple[str, str]:
+    """``(bank_text, query_text)`` of the protocol texts, the same words for the monitors and
+    ``contrastkit evaluate``: "the 60000 images of the train split" (or "256 images drawn (seed 0) from the 60000
+    of the train split") and "the 10000 images of the test split"."""
+    bank = f"the {n_train} images of the {train_split} split"
+    if n_bank < n_train:
+        bank = f"{n_bank} images drawn (seed {seed}) from the {n_train} of the {train_split} split"
+    return bank, f"the {n_queries} images of the {eval_split} split"
+
+
+def features_note(precision: str, of: str = "method.embed") -> str:
+    """How the features of a protocol text were computed: ``of`` (the model) in eval mode, ``precision`` (the
+    resolved ``"32"`` or ``"bf16"``)."""
+    how = "bfloat16 autocast" if precision == "bf16" else "float32"
+    return f"features: {of} in eval mode, {how}, batches of {EXTRACT_BATCH}"
+
+
 def evaluate_monitors(
     module: TrainModule,
     train: ImageDataset,
@@ -97,20 +125,21 @@ def evaluate_monitors(
     device: torch.device,
     precision: str,
     seed: int,
+    progress: Progress = QUIET,
 ) -> tuple[dict[str, float], Tensor]:
-    """Held-out monitors; returns ``(metrics, held-out features [N, D])``. Leaves the module in train mode."""
-    embedding = Embedding(module.method)
-    bank = train
-    if cfg.knn_max_train is not None and len(train) > cfg.knn_max_train:
-        generator = torch.Generator().manual_seed(seed)
-        bank = train.subset(torch.randperm(len(train), generator=generator)[: cfg.knn_max_train])
-    with accel.autocast(device, precision):
-        f_held = extract_features(embedding, held_out.images, batch_size=1024, device=device)
-        f_bank = (
-            extract_features(embedding, bank.images, batch_size=1024, device=device)
-            if bank.labels is not None and held_out.labels is not None
-            else None
-        )
+    """Held-out monitors; returns ``(metrics, held-out features [N, D])``. Leaves the module in train mode.
+
+    The kNN features come from :func:`contrastkit.train.progress.embed_images`, the computation
+    ``contrastkit evaluate`` makes, so the final kNN of a run and its ``evaluate`` kNN are the same number.
+    """
+    bank = bank_of(train, cfg, seed)
+    labelled = bank.labels is not None and held_out.labels is not None
+    f_held = embed_images(module.method, held_out.images, device, precision, progress, "embedding the held-out split")
+    f_bank = (
+        embed_images(module.method, bank.images, device, precision, progress, "embedding the kNN memory bank")
+        if labelled
+        else None
+    )
     protocols = (["knn"] if f_bank is not None else []) + (["rank"] if cfg.effective_rank else [])
     measured = evaluate_features(
         f_bank, bank.labels, f_held, held_out.labels, protocols, k=cfg.knn_k, temperature=cfg.knn_temperature
@@ -131,24 +160,25 @@ def evaluate_monitors(
     return metrics, f_held
 
 
-def monitor_protocols(cfg: MonitorConfig, split: str, bank_size: int) -> dict[str, str]:
-    """How each monitor metric is measured, for reports."""
-    texts = protocol_texts(
-        ["knn", "rank"],
-        k=cfg.knn_k,
-        temperature=cfg.knn_temperature,
-        bank_text=f"{bank_size} training images",
-        query_text=f"the {split} split",
-    )
+def monitor_protocols(cfg: MonitorConfig, bank_text: str, query_text: str, precision: str) -> dict[str, str]:
+    """How each monitor metric is measured, for reports (``bank_text``, ``query_text``: :func:`data_texts`;
+    ``precision``: the resolved one of the run)."""
+    note = features_note(precision)
+    texts = {
+        name: f"{text}; {note}"
+        for name, text in protocol_texts(
+            ["knn", "rank"], k=cfg.knn_k, temperature=cfg.knn_temperature, bank_text=bank_text, query_text=query_text
+        ).items()
+    }
     texts.update(
         {
             name: f"{text} (the method's own classifier, predict)"
-            for name, text in classifier_protocol_texts(f"the {split} split", "classifier_").items()
+            for name, text in classifier_protocol_texts(query_text, "classifier_").items()
             if name in CLASSIFIER_MONITORS
         }
     )
     texts["online_linear_top1"] = (
-        f"online linear probe top-1 on the {split} split (stop-gradient linear layer trained on view-1 features "
+        f"online linear probe top-1 on {query_text} (stop-gradient linear layer trained on view-1 features "
         "during pre-training)"
     )
     return texts

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from contrastkit import accel
 from contrastkit._io import CheckpointError, atomic_write_text
 from contrastkit.data import ImageDataset
-from contrastkit.evaluate import Embedding, extract_features
 from contrastkit.evaluate.protocols import evaluate_features
 from contrastkit.models import export_backbone
-from contrastkit.train.builders import build_data, build_method
+from contrastkit.train.builders import Data, build_data, build_method
 from contrastkit.train.checkpoint import (
     BEST_CHECKPOINT,
     CHECKPOINT_DIR,
@@ -24,6 +25,9 @@ from contrastkit.train.checkpoint import (
     load_training_checkpoint,
 )
 from contrastkit.train.config import Config, load_config
+from contrastkit.train.monitors import data_texts, features_note
+from contrastkit.train.progress import Progress, embed_images
+from contrastkit.train.report import EVALUATION_FILE, read_evaluation, update_report_evaluation
 
 PROTOCOLS = ("knn", "linear", "nmi", "all")
 
@@ -61,38 +65,120 @@ def method_of(cfg: Config, checkpoint: dict[str, Any], train: ImageDataset) -> n
     return method.eval()
 
 
-def evaluate_run(run_dir: str | Path, protocol: str = "all", which: str = "last") -> dict[str, Any]:
+def untrained_method(cfg: Config, train: ImageDataset) -> nn.Module:
+    """The run's method at its initial weights (eval mode): built after ``torch.manual_seed(trainer.seed)``, as
+    :func:`contrastkit.train.builders.build_engine` builds it, without ``model.init_from``; the global RNG is
+    left as it was."""
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_from=None))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.trainer.seed)
+        return build_method(cfg, train).eval()
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    protocol: str = "all",
+    which: str = "last",
+    *,
+    baselines: bool = True,
+    progress: bool | None = None,
+) -> dict[str, Any]:
     """``contrastkit evaluate``: frozen-feature protocols (:mod:`contrastkit.evaluate.protocols`) on the
-    representation ``method.embed`` of the run's data; writes ``evaluation.json``."""
+    representation ``method.embed`` of the run's data.
+
+    With ``baselines``, ``knn`` and ``linear`` are also measured, under the same protocol, on the features of the
+    untrained method (:func:`untrained_method`) and on the raw pixels. The records are merged by protocol and
+    checkpoint into ``evaluation.json`` (a protocol evaluated again replaces its record; the others stay) and
+    the evaluation section of ``report.md`` is rewritten (:mod:`contrastkit.train.report`). ``progress`` (default:
+    the run's ``trainer.progress_bar``) prints each phase: feature extraction with a bar, then each protocol.
+    Returns this call's ``{"run_dir", "checkpoint", "step", "seconds", "metrics", "protocols"}``, the baselines
+    as metrics ``<metric>_random_init`` and ``<metric>_raw_pixels``."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     cfg, checkpoint = _open_run(run_dir, which)
     data = build_data(cfg)
-    if data.eval is None or data.train.labels is None or data.eval.labels is None:
-        raise ValueError("evaluation needs labelled train and eval splits: set data.eval_split in the config")
+    config_file = Path(run_dir) / "config.yaml"
+    if data.eval is None:
+        raise ValueError(
+            f"{config_file} has data.eval_split: null, so the run has no held-out split: name one there "
+            "(folder / npz data: with data.eval_path or data.eval_fraction)"
+        )
+    if data.train.labels is None or data.eval.labels is None:
+        raise ValueError(
+            f"--protocol {protocol} needs class labels, but the run's data is unlabelled (data.labelled: false in "
+            f"{config_file}): to evaluate the backbone, make the data section there name labelled data "
+            "(data.labelled: true)"
+        )
+    started = time.perf_counter()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    embedding = Embedding(method_of(cfg, checkpoint, data.train)).to(device)
-    kwargs = {"batch_size": 1024, "device": device, "precision": cfg.trainer.precision}
-    f_train = extract_features(embedding, data.train.images, **kwargs)  # type: ignore[arg-type]
-    f_eval = extract_features(embedding, data.eval.images, **kwargs)  # type: ignore[arg-type]
-    measured = evaluate_features(
-        f_train,
-        data.train.labels,
-        f_eval,
-        data.eval.labels,
-        ["knn", "linear", "nmi"] if protocol == "all" else [protocol],
-        k=cfg.monitor.knn_k,
-        temperature=cfg.monitor.knn_temperature,
-        seed=cfg.trainer.seed,
-        bank_text=f"the {len(data.train)} images of the {cfg.data.train_split} split",
-        query_text=f"the {len(data.eval)} images of the {cfg.data.eval_split} split",
+    precision = accel.resolve_precision(cfg.trainer.precision, device)
+    show = Progress(cfg.trainer.progress_bar if progress is None else progress)
+    names = ["knn", "linear", "nmi"] if protocol == "all" else [protocol]
+    step = checkpoint["step"]
+    show.say(f"evaluating the {which} checkpoint (step {step}) of {run_dir}: {', '.join(names)} on {device}")
+    method = method_of(cfg, checkpoint, data.train)
+    features = {"trained": _embed_splits(method, data, device, precision, show, "")}
+    compare = baselines and any(name in ("knn", "linear") for name in names)
+    if compare:
+        untrained = untrained_method(cfg, data.train)
+        features["random_init"] = _embed_splits(untrained, data, device, precision, show, " (untrained)")
+        features["raw_pixels"] = (data.train.images.flatten(1).float(), data.eval.images.flatten(1).float())
+    eval_split = cfg.data.eval_split or "held-out"
+    bank_text, query_text = data_texts(
+        cfg.data.train_split, len(data.train), len(data.train), eval_split, len(data.eval), cfg.trainer.seed
     )
-    result = {
-        "run_dir": str(run_dir),
-        "checkpoint": which,
-        "step": checkpoint["step"],
-        "metrics": {name: m.value for name, m in measured.items()},
-        "protocols": {name: m.protocol for name, m in measured.items()},
+    note = features_note(precision)
+    kind_texts = {
+        "random_init": features_note(precision, f"method.embed of the untrained method (seed {cfg.trainer.seed})"),
+        "raw_pixels": f"features: the pixels, flattened to [N, {data.train.images[0].numel()}], float32",
     }
-    atomic_write_text(Path(run_dir) / "evaluation.json", json.dumps(result, indent=2) + "\n")
+    records: dict[str, dict[str, Any]] = {}
+    result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": which, "step": step}
+    result.update(metrics={}, protocols={})
+    for name in names:
+        begun = time.perf_counter()
+        record: dict[str, Any] = {"checkpoint": which, "step": step, "metrics": {}, "protocols": {}}
+        kinds = list(features) if compare and name in ("knn", "linear") else ["trained"]
+        for kind in kinds:
+            with show.phase(f"{_PHASES[name]}{'' if kind == 'trained' else ' on the ' + _KINDS[kind]}"):
+                measured = evaluate_features(
+                    features[kind][0], data.train.labels, features[kind][1], data.eval.labels, [name],
+                    k=cfg.monitor.knn_k, temperature=cfg.monitor.knn_temperature, seed=cfg.trainer.seed,
+                    bank_text=bank_text, query_text=query_text,
+                )  # fmt: skip
+            for metric, m in measured.items():
+                key = metric if kind == "trained" else f"{metric}_{kind}"
+                result["metrics"][key] = m.value
+                result["protocols"][key] = f"{m.protocol}; {note if kind == 'trained' else kind_texts[kind]}"
+                if kind == "trained":
+                    record["metrics"][metric], record["protocols"][metric] = m.value, result["protocols"][key]
+                else:
+                    record.setdefault("baselines", {}).setdefault(metric, {})[kind] = m.value
+        if len(kinds) > 1:
+            record["baseline_features"] = kind_texts
+        record["seconds"] = round(time.perf_counter() - begun, 1)
+        records[name] = record
+    evaluation = read_evaluation(run_dir)
+    evaluation["run_dir"] = str(run_dir)
+    for name, record in records.items():
+        evaluation["evaluations"].setdefault(name, {})[which] = record
+    atomic_write_text(Path(run_dir) / EVALUATION_FILE, json.dumps(evaluation, indent=2) + "\n")
+    update_report_evaluation(run_dir)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    show.say(f"evaluation: {result['seconds']:.0f} s")
     return result
+
+
+_PHASES = {"knn": "kNN", "linear": "linear probe (L-BFGS, at most 500 iterations)", "nmi": "k-means NMI / ARI"}
+_KINDS = {"random_init": "untrained method's features", "raw_pixels": "raw pixels"}
+
+
+def _embed_splits(
+    method: nn.Module, data: Data, device: torch.device, precision: str, show: Progress, what: str
+) -> tuple[Tensor, Tensor]:
+    """``method.embed`` features of the training and held-out splits (``[N, D]``, ``[M, D]``)."""
+    assert data.eval is not None
+    return (
+        embed_images(method, data.train.images, device, precision, show, f"embedding the train split{what}"),
+        embed_images(method, data.eval.images, device, precision, show, f"embedding the held-out split{what}"),
+    )
