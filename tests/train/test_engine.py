@@ -266,15 +266,21 @@ def test_resume_from_state_dict_equals_an_uninterrupted_run() -> None:
         make(Recorder()).load_state_dict({**saved, "optimizers": saved["optimizers"] * 2})
 
 
-def test_a_time_budget_stops_the_run_and_drives_the_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fake clock: every step takes 0.5 s, so a 2 s budget is 4 steps with progress 0, 1/4, 1/2, 3/4."""
+def _half_second_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake clock for the engine: every read advances it by 0.5 s (it is read at the start and the end of every
+    step)."""
     now = [0.0]
 
     def clock() -> float:
-        now[0] += 0.5  # read at the start and the end of every step
+        now[0] += 0.5
         return now[0]
 
     monkeypatch.setattr(engine_module, "time", SimpleNamespace(perf_counter=clock))
+
+
+def test_a_time_budget_stops_the_run_and_drives_the_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake clock: every step takes 0.5 s, so a 2 s budget is 4 steps with progress 0, 1/4, 1/2, 3/4."""
+    _half_second_steps(monkeypatch)
     progress: list[float] = []
 
     def factor(p: float) -> float:
@@ -301,13 +307,7 @@ def test_a_step_limit_and_a_time_budget_stop_at_whichever_comes_first(
     monkeypatch: pytest.MonkeyPatch, max_steps: int, budget: float, steps: int, progress: list[float]
 ) -> None:
     """The fake clock of the budget test: every step takes 0.5 s, so a 2 s budget alone is 4 steps."""
-    now = [0.0]
-
-    def clock() -> float:
-        now[0] += 0.5  # read at the start and the end of every step
-        return now[0]
-
-    monkeypatch.setattr(engine_module, "time", SimpleNamespace(perf_counter=clock))
+    _half_second_steps(monkeypatch)
     seen: list[float] = []
 
     def factor(p: float) -> float:

@@ -13,7 +13,7 @@ A backbone maps a batch of images ``x: [B, C_in, H, W]`` to
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
@@ -28,6 +28,22 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise ValueError(f"config values must be JSON-serialisable (bool/int/float/str/list/dict), got {value!r}")
+
+
+def positive_int(name: str, value: object) -> int:
+    """``value`` when it is an int >= 1 (not a bool); ValueError naming ``name`` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
+    """``(height, width)`` of an ``image_size`` given as one int (square) or ``(H, W)``, each a positive int."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2:
+        raise ValueError(f"image_size must be an int or (H, W), got {image_size!r}")
+    height, width = (positive_int("image_size", s) for s in size)
+    return height, width
 
 
 def check_image_batch(x: object, in_channels: int, image_size: tuple[int, int] | None = None) -> Tensor:

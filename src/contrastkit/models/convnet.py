@@ -27,17 +27,11 @@ from typing import Any
 from torch import Tensor, nn
 
 from contrastkit.models.activations import ReLU
-from contrastkit.models.backbone import Backbone, check_image_batch
+from contrastkit.models.backbone import Backbone, check_image_batch, image_hw, positive_int
 
 CONVNET_NORMS: tuple[str, ...] = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none")
 CONVNET_ACTIVATIONS: tuple[str, ...] = ("relu", "leakyrelu", "sigmoid")
 CONVNET_POOLINGS: tuple[str, ...] = ("avgpool", "maxpool", "none")
-
-
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _choice(name: str, value: object, choices: Sequence[str]) -> str:
@@ -94,20 +88,17 @@ class ConvNet(Backbone):
         num_classes: int | None = None,
         first_padding: int = 1,
     ) -> None:
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if len(size) != 2:
-            raise ValueError(f"image_size must be an int or (H, W), got {image_size!r}")
-        height, width_px = (_positive_int("image_size", s) for s in size)
-        _positive_int("in_channels", in_channels)
-        _positive_int("width", width)
-        _positive_int("depth", depth)
+        height, width_px = image_hw(image_size)
+        positive_int("in_channels", in_channels)
+        positive_int("width", width)
+        positive_int("depth", depth)
         _choice("norm", norm, CONVNET_NORMS)
         _choice("activation", activation, CONVNET_ACTIVATIONS)
         _choice("pooling", pooling, CONVNET_POOLINGS)
         if norm == "groupnorm" and width % 4:
             raise ValueError(f"norm='groupnorm' uses 4 groups, so width must be a multiple of 4, got {width}")
         if num_classes is not None:
-            _positive_int("num_classes", num_classes)
+            positive_int("num_classes", num_classes)
         if not isinstance(first_padding, int) or isinstance(first_padding, bool) or first_padding < 0:
             raise ValueError(f"first_padding must be an int >= 0, got {first_padding!r}")
         super().__init__(

@@ -24,17 +24,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from contrastkit.models.backbone import Backbone, check_image_batch
+from contrastkit.models.backbone import Backbone, check_image_batch, image_hw, positive_int
 
 __all__ = ["MLP_NORMS", "ResidualBlock", "ResidualMLP", "residual_mlp"]
 
 MLP_NORMS: tuple[str, ...] = ("batch", "none")
-
-
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _norm1d(norm: str, features: int) -> nn.Module:
@@ -91,13 +85,10 @@ class ResidualMLP(Backbone):
         norm: str = "batch",
         zero_init_residual: bool = False,
     ) -> None:
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if len(size) != 2:
-            raise ValueError(f"image_size must be an int or (H, W), got {image_size!r}")
-        height, width_px = (_positive_int("image_size", s) for s in size)
-        _positive_int("in_channels", in_channels)
-        _positive_int("width", width)
-        _positive_int("depth", depth)
+        height, width_px = image_hw(image_size)
+        positive_int("in_channels", in_channels)
+        positive_int("width", width)
+        positive_int("depth", depth)
         if norm not in MLP_NORMS:
             raise ValueError(f"norm of the residual MLP must be one of {list(MLP_NORMS)}, got {norm!r}")
         kwargs: dict[str, Any] = {
