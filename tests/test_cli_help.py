@@ -4,6 +4,9 @@ stop criteria and devices in ``train --help``, and experiments listed with what 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +45,18 @@ def test_reproduce_lists_experiments_with_their_cost(capsys: pytest.CaptureFixtu
     names = {line.split()[0] for line in lines}
     assert {"directclr", "directclr-toy", "supercon", "dcc"} <= names
     assert all("not stated" not in line for line in lines)
+
+
+def test_reproduce_writes_under_runs_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --out a reproduction goes to runs/reproduce/NAME of the working directory, never docs/results."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "directclr-toy", "--quick", "--seeds", "1"]) == 0
+    assert (tmp_path / "runs" / "reproduce" / "directclr-toy" / "results.json").is_file()
+    assert not (tmp_path / "docs").exists()
+
+
+def test_the_temporary_artifact_folder_is_removed_at_exit(tmp_path: Path) -> None:
+    code = "from contrastkit.reproduce import save_artifact_json; print(save_artifact_json('x', {'a': 1}).parent)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    folder = Path(done.stdout.strip())
+    assert folder.name.startswith("contrastkit-artifacts-") and not folder.exists()
