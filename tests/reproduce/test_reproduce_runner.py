@@ -62,7 +62,7 @@ def test_run_writes_contract_report_and_verdicts(tmp_path: Path) -> None:
     results = run_experiment(_toy(), seeds=3, out=tmp_path, command="contrastkit reproduce toy_effect --seeds 3")
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
-    assert set(on_disk) == {"experiment", "command", "quick", "seconds", "alpha", "rows", "gates", "claims"}
+    assert set(on_disk) == {"experiment", "command", "commands", "quick", "seconds", "alpha", "rows", "gates", "claims"}
     assert on_disk["quick"] is False
     assert [(r["arm"], r["seed"]) for r in on_disk["rows"][:5]] == [
         ("a", 0),
@@ -154,13 +154,15 @@ def test_merged_shards_equal_one_run(tmp_path: Path) -> None:
     toy = _toy("toy_shards", _toy_run)
     shard_a = replace(toy, arms=toy.arms[:2], hypotheses=[Hypothesis("b beats a", "score", "b", "a")])
     shard_b = replace(toy, arms=toy.arms[2:], hypotheses=[Hypothesis("null beats worse", "score", "null", "worse")])
-    run_experiment(shard_a, seeds=3, out=tmp_path / "a", command="cmd")
-    run_experiment(shard_b, seeds=3, out=tmp_path / "b", command="cmd")
+    run_experiment(shard_a, seeds=3, out=tmp_path / "a", command="cmd --arms a b")
+    run_experiment(shard_b, seeds=3, out=tmp_path / "b", command="cmd --arms null worse")
     (tmp_path / "b" / "artifacts").mkdir(exist_ok=True)
     (tmp_path / "b" / "artifacts" / "x.json").write_text("{}")
     assert merge_runs(tmp_path / "a", [tmp_path / "b"]) == 3 * 2
     assert (tmp_path / "a" / "artifacts" / "x.json").is_file()
     merged = run_experiment(toy, seeds=3, out=tmp_path / "a", command="cmd", resume=True)
+    assert merged["commands"] == ["cmd --arms a b", "cmd --arms null worse", "cmd"]  # every command with rows here
+    assert "rows made by: `cmd --arms null worse`" in (tmp_path / "a" / "report.md").read_text()
     whole = run_experiment(toy, seeds=3, out=tmp_path / "whole", command="cmd")
     assert merged["rows"] == whole["rows"] and merged["claims"] == whole["claims"]
     before = (tmp_path / "a" / "results.json").read_bytes()

@@ -169,6 +169,7 @@ def write_reproduction_report(
     lines = [f"# Reproduction: {experiment.name}", "", experiment.description, ""]
     lines += [
         f"- Command: `{results['command']}`",
+        *[f"  - rows made by: `{c}`" for c in results.get("commands", []) if len(results.get("commands", [])) > 1],
         f"- Seeds: {seeds or 'none finished'}",
         f"- Wall time: {float(results['seconds']):.1f} s",
         f"- Budget: {'quick' if quick else 'full'}",

@@ -2,12 +2,15 @@
 
 ``out/results.json`` follows the contract of ``contrastkit reproduce`` (checked by ``contrastkit validate``)::
 
-    {"experiment": str, "command": str, "quick": bool, "seconds": float, "alpha": float,
+    {"experiment": str, "command": str, "commands": [str], "quick": bool, "seconds": float, "alpha": float,
      "rows": [{"arm": str, "setting": {...}, "seed": int, "metrics": {name: float}}],
      "gates": [{"name": str, "description": str, "passed": bool, "evidence": str}],
      "claims": [{"claim": str, "verdict": one of contrastkit.reproduce.claims.VERDICTS, "evidence": str,
                  "primary": bool, "metric", "better", "worse", "margin", "gates", "failed_gates", "n",
                  "mean_difference", "std_difference", "p", "p_reverse", "p_holm", "p_reverse_holm", "mde"}]}
+
+``command`` recomputes the run from scratch; ``commands`` lists every command whose rows the file holds (the shards
+merged into it and the runs it resumed), in order.
 
 Seeds run in the outer loop (seed 0 for every arm, then seed 1, ...), so a run that stops early still holds complete
 pairs for the finished seeds. results.json is rewritten atomically after every row; when a run raises, the finished
@@ -107,6 +110,12 @@ def _read_results(directory: Path) -> dict[str, Any]:
     return results
 
 
+def _commands(results: dict[str, Any]) -> list[str]:
+    """The commands whose rows a results file holds (files written before ``commands`` existed: its command)."""
+    listed = results.get("commands") or [results.get("command", "")]
+    return [str(c) for c in listed if c]
+
+
 def _is_quick(results: dict[str, Any]) -> bool:
     """Whether a run used the smoke-test budget (files written before the flag was recorded: from the command)."""
     return bool(results.get("quick", "--quick" in str(results.get("command", "")).split()))
@@ -114,11 +123,11 @@ def _is_quick(results: dict[str, Any]) -> bool:
 
 def _finished_rows(
     experiment: Experiment, directory: Path, seeds: int | None, quick: bool
-) -> tuple[list[dict[str, Any]], float]:
-    """Rows of an earlier run in ``directory`` of the experiment's arms (and of seeds ``< seeds`` unless None), and
-    that run's seconds."""
+) -> tuple[list[dict[str, Any]], float, list[str]]:
+    """Rows of an earlier run in ``directory`` of the experiment's arms (and of seeds ``< seeds`` unless None), that
+    run's seconds, and the commands that made its rows."""
     if not (directory / "results.json").is_file():
-        return [], 0.0
+        return [], 0.0, []
     previous = _read_results(directory)
     if previous["experiment"] != experiment.name:
         raise ValueError(
@@ -134,7 +143,7 @@ def _finished_rows(
     wanted = {(arm.name, json.dumps(dict(arm.setting), sort_keys=True)) for arm in experiment.arms}
     kept = [row for row in previous["rows"]
             if _row_key(row)[:2] in wanted and (seeds is None or 0 <= _row_key(row)[2] < seeds)]  # fmt: skip
-    return kept, float(previous.get("seconds", 0.0))
+    return kept, float(previous.get("seconds", 0.0)), _commands(previous)
 
 
 def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
@@ -154,8 +163,9 @@ def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
     else:  # an empty folder: the merge starts from nothing
         check_writable_dir(target, what="output directory")
         first = _read_results(Path(sources[0]))
-        merged = {"experiment": first["experiment"], "command": first.get("command", ""),
+        merged = {"experiment": first["experiment"], "command": first.get("command", ""), "commands": [],
                   "quick": _is_quick(first), "seconds": 0.0, "rows": [], "claims": []}  # fmt: skip
+    commands = _commands(merged)
     keys = {_row_key(row) for row in merged["rows"]}
     before = len(merged["rows"])
     copies: dict[str, Path] = {}
@@ -171,6 +181,7 @@ def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
             keys.add(_row_key(row))
             merged["rows"].append(row)
         merged["seconds"] = float(merged.get("seconds", 0.0)) + float(other.get("seconds", 0.0))
+        commands += _commands(other)
         for item in sorted((source / "artifacts").glob("*")) if (source / "artifacts").is_dir() else []:
             existing = copies.get(item.name, target / "artifacts" / item.name)
             if existing.exists() and existing.read_bytes() != item.read_bytes():
@@ -181,6 +192,7 @@ def merge_runs(into: str | Path, sources: list[str | Path]) -> int:
     for name, item in copies.items():
         shutil.copyfile(item, target / "artifacts" / name)
     merged["claims"], merged["gates"] = [], []
+    merged["commands"] = list(dict.fromkeys(commands))
     _write(target, merged)
     return len(merged["rows"]) - before
 
@@ -237,6 +249,7 @@ def run_experiment(
     results: dict[str, Any] = {
         "experiment": experiment.name,
         "command": command,
+        "commands": [command],
         "quick": bool(quick),
         "seconds": 0.0,
         "alpha": experiment.alpha,
@@ -257,8 +270,11 @@ def run_experiment(
                 f"{directory / 'results.json'} holds a full run; a --quick run never replaces it: pick another --out"
             )
     if resume:
-        kept, earlier_seconds = _finished_rows(experiment, directory, None if subset else len(seed_list), quick)
+        kept, earlier_seconds, earlier = _finished_rows(
+            experiment, directory, None if subset else len(seed_list), quick
+        )
         results["rows"] = sorted(kept, key=in_run_order)
+        results["commands"] = list(dict.fromkeys([*earlier, command])) if kept else [command]
         done = {(row["arm"], int(row["seed"])) for row in kept}
         if progress is not None:
             progress(f"[{experiment.name}] resuming: {len(done)} finished rows kept")
