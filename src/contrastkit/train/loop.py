@@ -136,7 +136,7 @@ class _RunDirectory(StepCallback):
         s, t = engine.state, self.cfg.trainer
         if self.bar is not None:
             self.bar.update(engine, float(outputs["loss"]))
-        if engine.epoch <= FEW_EPOCHS:  # detached, read at the end: no device sync per step
+        if engine.epoch < FEW_EPOCHS:  # a short run plots every step; detached, read at the end (no sync per step)
             self.step_losses.append((s.step, engine.epoch, outputs["loss"].detach()))
         if self.logger is not None and s.step % t.log_every_steps == 0:
             row = {

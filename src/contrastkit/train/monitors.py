@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit.data import Batch, ImageDataset
-from contrastkit.evaluate import extract_features
+from contrastkit.evaluate import Embedding, extract_features
 from contrastkit.evaluate.protocols import (
     classifier_protocol_texts,
     evaluate_classifier_scores,
@@ -22,7 +22,11 @@ from contrastkit.evaluate.protocols import (
     protocol_texts,
 )
 from contrastkit.train.config import MonitorConfig
-from contrastkit.train.progress import EXTRACT_BATCH, QUIET, Progress, embed_images
+from contrastkit.train.progress import QUIET, Progress
+
+EXTRACT_BATCH = 1024
+"""Images per forward pass when embedding a split (monitors and ``contrastkit evaluate`` alike)."""
+_CHUNK_BATCHES = 4  # batches between two moves of the progress bar
 
 
 class TrainModule(nn.Module):
@@ -89,6 +93,29 @@ def embedding_dim(method: nn.Module, sample: Tensor) -> int:
     return dim
 
 
+def embed_images(
+    method: nn.Module,
+    images: Tensor,
+    device: torch.device | str,
+    precision: str,
+    progress: Progress = QUIET,
+    desc: str = "embedding",
+) -> Tensor:
+    """``method.embed`` of ``images`` ``[N, C, H, W]`` in eval mode, batches of :data:`EXTRACT_BATCH` under
+    ``precision`` (``"32"``, ``"bf16"``, ``"auto"``) -> ``[N, D]`` float32 on the CPU, with a bar per chunk: the
+    feature extraction the online monitors and ``contrastkit evaluate`` share. The chunks are whole batches, so the
+    features equal those of one :func:`contrastkit.evaluate.extract_features` call."""
+    embedding = Embedding(method)
+    chunk = EXTRACT_BATCH * _CHUNK_BATCHES
+    parts: list[Tensor] = []
+    with progress.counter(desc, images.shape[0]) as bar:
+        for start in range(0, images.shape[0], chunk):
+            block = images[start : start + chunk]
+            parts.append(extract_features(embedding, block, EXTRACT_BATCH, device=device, precision=precision))
+            bar.update(block.shape[0])
+    return torch.cat(parts)
+
+
 def bank_of(train: ImageDataset, cfg: MonitorConfig, seed: int) -> ImageDataset:
     """The kNN memory bank: ``train``, or ``cfg.knn_max_train`` of its images drawn without replacement with
     ``torch.Generator().manual_seed(seed)``."""
@@ -129,7 +156,7 @@ def evaluate_monitors(
 ) -> tuple[dict[str, float], Tensor]:
     """Held-out monitors; returns ``(metrics, held-out features [N, D])``. Leaves the module in train mode.
 
-    The kNN features come from :func:`contrastkit.train.progress.embed_images`, the computation
+    The kNN features come from :func:`embed_images`, the computation
     ``contrastkit evaluate`` makes, so the final kNN of a run and its ``evaluate`` kNN are the same number.
     """
     bank = bank_of(train, cfg, seed)

@@ -4,9 +4,8 @@ Every phase that takes more than a few seconds says so. :class:`Progress` is swi
 ``trainer.progress_bar`` (off in the test configs): phase lines go to stdout, bars to stderr (tqdm when it imports,
 otherwise a printed line every ``fallback_every_s`` seconds). :class:`TrainingBar` shows the training's position:
 step (of the step limit), epoch, training time of the budget, the time left, images/s and the loss
-(:func:`training_status`). :func:`embed_images` is the feature extraction that the online monitors and
-``contrastkit evaluate`` share, chunked so a bar can move; the chunks are whole batches, so the features equal
-those of one :func:`contrastkit.evaluate.extract_features` call.
+(:func:`training_status`). :meth:`Progress.counter` is the bar that the feature extraction of the monitors and
+of ``contrastkit evaluate`` (:func:`contrastkit.train.monitors.embed_images`) moves.
 """
 
 from __future__ import annotations
@@ -17,16 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import torch
-from torch import Tensor, nn
-
-from contrastkit.evaluate import Embedding, extract_features
-
-__all__ = ["EXTRACT_BATCH", "Progress", "TrainingBar", "clock", "embed_images", "training_status"]
-
-EXTRACT_BATCH = 1024
-"""Images per forward pass when embedding a split (monitors and ``contrastkit evaluate`` alike)."""
-_CHUNK_BATCHES = 4  # batches between two bar updates
+__all__ = ["QUIET", "Progress", "TrainingBar", "clock", "training_status"]
 
 
 def clock(seconds: float) -> str:
@@ -104,27 +94,6 @@ class Progress:
 
 
 QUIET = Progress(enabled=False)
-
-
-def embed_images(
-    method: nn.Module,
-    images: Tensor,
-    device: torch.device | str,
-    precision: str,
-    progress: Progress = QUIET,
-    desc: str = "embedding",
-) -> Tensor:
-    """``method.embed`` of ``images`` ``[N, C, H, W]`` in eval mode, batches of :data:`EXTRACT_BATCH` under
-    ``precision`` (``"32"``, ``"bf16"``, ``"auto"``) -> ``[N, D]`` float32 on the CPU, with a bar per chunk."""
-    embedding = Embedding(method)
-    chunk = EXTRACT_BATCH * _CHUNK_BATCHES
-    parts: list[Tensor] = []
-    with progress.counter(desc, images.shape[0]) as bar:
-        for start in range(0, images.shape[0], chunk):
-            block = images[start : start + chunk]
-            parts.append(extract_features(embedding, block, EXTRACT_BATCH, device=device, precision=precision))
-            bar.update(block.shape[0])
-    return torch.cat(parts)
 
 
 def training_status(

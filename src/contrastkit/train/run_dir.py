@@ -25,8 +25,8 @@ from contrastkit.train.checkpoint import (
     load_training_checkpoint,
 )
 from contrastkit.train.config import Config, load_config
-from contrastkit.train.monitors import data_texts, features_note
-from contrastkit.train.progress import Progress, embed_images
+from contrastkit.train.monitors import data_texts, embed_images, features_note
+from contrastkit.train.progress import Progress
 from contrastkit.train.report import EVALUATION_FILE, read_evaluation, update_report_evaluation
 
 PROTOCOLS = ("knn", "linear", "nmi", "all")
