@@ -29,6 +29,7 @@ from torch import Tensor
 __all__ = [
     "all_reduce_sum",
     "all_reduce_with_grad",
+    "broadcast_from_zero",
     "gather_no_grad",
     "gather_with_grad",
     "is_distributed",
@@ -165,4 +166,15 @@ def all_reduce_sum(x: Tensor) -> Tensor:
     out = x.detach().clone()
     if _active():
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
+def broadcast_from_zero(x: Tensor) -> Tensor:
+    """Rank 0's ``x`` on every rank (a new detached tensor of ``x``'s shape and dtype; every rank passes one of that
+    shape). Results that must agree exactly on all ranks, e.g. a k-means run whose threads may round differently,
+    are computed everywhere and then replaced by rank 0's. ``x`` itself when not distributed."""
+    if not _active():
+        return x
+    out = x.detach().contiguous().clone()
+    dist.broadcast(out, src=0)
     return out

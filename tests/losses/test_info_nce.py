@@ -8,7 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from contrastkit.losses import InfoNCELoss, info_nce, info_nce_with_mask_fn, masked_logsumexp
+from contrastkit.losses import (
+    InfoNCELoss,
+    info_nce,
+    info_nce_from_logits,
+    info_nce_with_mask_fn,
+    masked_logsumexp,
+)
 
 DENOMINATORS = ("all", "own_positive", "negatives")
 
@@ -220,10 +226,7 @@ def test_half_precision_is_computed_in_float32() -> None:
     pos = torch.eye(6, dtype=torch.bool)
     low = info_nce(a.bfloat16(), k.bfloat16(), pos, temperature=0.1)
     assert low.dtype == torch.float32
-    assert (
-        abs(low.item() - info_nce(a.bfloat16().float(), k.bfloat16().float(), pos, temperature=0.1).item())
-        < 1e-5
-    )
+    assert abs(low.item() - info_nce(a.bfloat16().float(), k.bfloat16().float(), pos, temperature=0.1).item()) < 1e-5
 
 
 def test_logits_stay_float32_under_autocast() -> None:
@@ -251,9 +254,7 @@ def test_module_wrapper_matches_function() -> None:
     a, k = torch.randn(5, 3), torch.randn(4, 3)
     pos = torch.rand(5, 4) < 0.4
     module = InfoNCELoss(0.2, denominator="own_positive")
-    torch.testing.assert_close(
-        module(a, k, pos), info_nce(a, k, pos, temperature=0.2, denominator="own_positive")
-    )
+    torch.testing.assert_close(module(a, k, pos), info_nce(a, k, pos, temperature=0.2, denominator="own_positive"))
     assert "own_positive" in repr(module)
 
 
@@ -306,3 +307,66 @@ def test_bad_inputs_raise() -> None:
         info_nce(a.long(), k, pos)
     with pytest.raises(ValueError, match="at least 1 rows"):
         info_nce(a[:0], k, pos[:0])
+
+
+@pytest.mark.parametrize("denominator", DENOMINATORS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("default_neg", [False, True])
+def test_from_logits_equals_info_nce_on_feature_logits(denominator: str, reduction: str, default_neg: bool) -> None:
+    g = torch.Generator().manual_seed(12)
+    a = torch.randn(7, 4, generator=g, dtype=torch.float64)
+    k = torch.randn(9, 4, generator=g, dtype=torch.float64)
+    pos, neg = random_masks(7, 9, g)
+    neg_mask = None if default_neg else neg
+    tau = 0.3
+    logits = F.normalize(a, dim=1) @ F.normalize(k, dim=1).T / tau
+    got = info_nce_from_logits(logits, pos, neg_mask, reduction=reduction, denominator=denominator)
+    want = info_nce(a, k, pos, neg_mask, tau, reduction=reduction, denominator=denominator)
+    assert got.dtype == torch.float64 and got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=0.0, atol=1e-12)
+
+
+def test_from_logits_matches_brute_force_and_gradients_flow() -> None:
+    g = torch.Generator().manual_seed(13)
+    a = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    k = torch.randn(8, 3, generator=g, dtype=torch.float64)
+    pos, neg = random_masks(6, 8, g)
+    logits = (F.normalize(a, dim=1) @ F.normalize(k, dim=1).T / 0.5).requires_grad_()
+    want, valid = brute_force_info_nce(a, k, pos, neg, 0.5, "all")
+    got = info_nce_from_logits(logits, pos, neg, reduction="none")
+    assert max(abs(x - y) for x, y in zip(got.tolist(), want, strict=True)) < 1e-12
+    (grad,) = torch.autograd.grad(got.sum(), logits)
+    untouched = ~(pos | neg) | ~torch.tensor(valid)[:, None]
+    assert grad[untouched].abs().max() == 0 and grad[~untouched].abs().min() > 0
+    assert torch.autograd.gradcheck(
+        lambda x: info_nce_from_logits(x, pos, neg, denominator="own_positive"), (logits.detach().requires_grad_(),)
+    )
+
+
+def test_from_logits_half_precision_is_float32() -> None:
+    logits = torch.randn(4, 5).bfloat16()
+    pos = torch.eye(4, 5, dtype=torch.bool)
+    got = info_nce_from_logits(logits, pos)
+    assert got.dtype == torch.float32
+    assert abs(got.item() - info_nce_from_logits(logits.float(), pos).item()) < 1e-6
+
+
+def test_from_logits_bad_inputs_raise() -> None:
+    logits = torch.randn(3, 4)
+    pos = torch.zeros(3, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="pos_mask must have shape"):
+        info_nce_from_logits(logits, torch.zeros(4, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="bool"):
+        info_nce_from_logits(logits, pos.float())
+    with pytest.raises(ValueError, match="overlap"):
+        info_nce_from_logits(logits, ~pos, ~pos)
+    with pytest.raises(ValueError, match="dimensions"):
+        info_nce_from_logits(logits[0], pos)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        info_nce_from_logits(torch.full((3, 4), float("-inf")), pos)
+    with pytest.raises(ValueError, match="floating"):
+        info_nce_from_logits(logits.long(), pos)
+    with pytest.raises(ValueError, match="reduction"):
+        info_nce_from_logits(logits, pos, reduction="avg")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="denominator"):
+        info_nce_from_logits(logits, pos, denominator="some")  # type: ignore[arg-type]

@@ -12,36 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_runs import FAST, ROOT, TINY, cli, final_state, max_diff
 from contrastkit.cli import main
 from contrastkit.models import load_backbone
 from contrastkit.train.checkpoint import backbone_of, load_training_checkpoint
-
-ROOT = Path(__file__).resolve().parents[2]
-TINY = str(ROOT / "configs" / "tiny_test.yaml")
-# fast settings shared by the subprocess runs: no held-out monitors, SGD (deterministic, no Adam normalisation)
-FAST = ["data.eval_split=null", "monitor.knn_every_epochs=0", "optim.name=sgd", "optim.lr=0.05"]
-
-
-def cli(*args: str, timeout: float = 240, **kw: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "contrastkit.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=str(ROOT),
-        **kw,
-    )
-
-
-def final_state(run: Path) -> dict[str, torch.Tensor]:
-    return load_training_checkpoint(run / "checkpoints" / "last.ckpt")["model_state"]
-
-
-def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    assert a.keys() == b.keys()
-    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
 
 
 @pytest.fixture(scope="module")

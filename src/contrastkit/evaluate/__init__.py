@@ -21,7 +21,7 @@ from contrastkit.evaluate.classification import (
     per_class_recall,
     weighted_f1,
 )
-from contrastkit.evaluate.clustering import cluster_assignments, cluster_scores, mean_cluster_scores
+from contrastkit.evaluate.clustering import cluster_assignments, cluster_purity, cluster_scores, mean_cluster_scores
 from contrastkit.evaluate.collapse import collapse_report
 from contrastkit.evaluate.condensation import SynsetEvalConfig, SynsetEvaluation
 from contrastkit.evaluate.features import Embedding, extract_features, module_device
@@ -50,6 +50,7 @@ __all__ = [
     "per_class_recall",
     "imbalanced_classification_report",
     "cluster_assignments",
+    "cluster_purity",
     "cluster_scores",
     "mean_cluster_scores",
     "embedding_spectrum",

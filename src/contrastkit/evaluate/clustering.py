@@ -24,12 +24,13 @@ import numpy as np
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics.cluster import contingency_matrix
 from sklearn.mixture import GaussianMixture
 from torch import Tensor
 
 from contrastkit._checks import check_labels, check_tensor
 
-__all__ = ["cluster_assignments", "cluster_scores", "mean_cluster_scores"]
+__all__ = ["cluster_assignments", "cluster_purity", "cluster_scores", "mean_cluster_scores"]
 
 _METHODS = ("kmeans", "gmm")
 _COVARIANCES = ("full", "diag", "tied", "spherical")
@@ -137,3 +138,14 @@ def mean_cluster_scores(
         "ari": float(ari.mean()),
         "ari_std": float(ari.std()),
     }
+
+
+def cluster_purity(assignments: Tensor, labels: Tensor) -> float:
+    """Purity of a clustering: ``(1/N) sum_c max_y |{i : c_i = c, y_i = y}|``, the share of items whose cluster's
+    majority label is their own (1 for clusters that never mix labels; it rises with the number of clusters, so
+    compare clusterings of one size). ``assignments`` and ``labels`` ``[N]`` int."""
+    check_labels("labels", labels, assignments.shape[0])
+    if assignments.numel() == 0:
+        raise ValueError("cluster_purity needs at least one item")
+    table = contingency_matrix(labels.detach().cpu().numpy(), assignments.detach().cpu().numpy())  # [labels, clusters]
+    return float(table.max(axis=0).sum()) / assignments.numel()

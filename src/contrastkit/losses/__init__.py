@@ -12,7 +12,10 @@ Functions take raw embeddings (L2-normalised inside) and have ``nn.Module`` wrap
 * :func:`focal_loss` / :class:`FocalLoss`: softmax focal loss (Lin et al. 2017).
 * :func:`class_balanced_loss` / :class:`ClassBalancedLoss`: class-balanced CE / focal (Cui et al. 2019), and
   :func:`inverse_frequency_weights` for weighted CE;
-* :func:`build_classification_loss`: ``ce | weighted_ce | focal | class_balanced`` by name.
+* :func:`build_classification_loss`: ``ce | weighted_ce | focal | class_balanced`` by name;
+* :func:`info_nce_from_logits`: the same core on ready logits (per-column temperatures, filled entries);
+* :mod:`contrastkit.losses.selective`: HCSC's selective coding pieces (Guo et al. 2022) and PCL's shared
+  negative prototypes (Li et al. 2021): keep probabilities, Bernoulli masks, :func:`selective_info_nce`.
 
 The batch-contrastive losses take ``gather_distributed`` (exact DDP gradients, see
 :mod:`contrastkit.distributed`) and ``chunk_size`` (bounded memory).
@@ -42,10 +45,21 @@ from contrastkit.losses.info_nce import (
     MaskFn,
     Reduction,
     info_nce,
+    info_nce_from_logits,
     info_nce_with_mask_fn,
     masked_logsumexp,
 )
 from contrastkit.losses.nt_xent import NTXentLoss, nt_xent
+from contrastkit.losses.selective import (
+    LEVEL_REDUCTIONS,
+    MASK_FILLS,
+    instance_keep_probability,
+    negative_prototype_ids,
+    prototype_keep_probability,
+    reduce_levels,
+    sample_keep_mask,
+    selective_info_nce,
+)
 from contrastkit.losses.supcon import SupConLoss, supcon
 
 __all__ = [
@@ -68,6 +82,7 @@ __all__ = [
     "dcl",
     "focal_loss",
     "info_nce",
+    "info_nce_from_logits",
     "info_nce_with_mask_fn",
     "masked_logsumexp",
     "nt_xent",
@@ -79,3 +94,13 @@ __all__ += [
     "dcc_matching_loss",
     "gradient_distance",
 ]  # dataset condensation (DC / DSA / DCC)
+__all__ += [
+    "LEVEL_REDUCTIONS",
+    "MASK_FILLS",
+    "instance_keep_probability",
+    "negative_prototype_ids",
+    "prototype_keep_probability",
+    "reduce_levels",
+    "sample_keep_mask",
+    "selective_info_nce",
+]  # HCSC / PCL selective coding

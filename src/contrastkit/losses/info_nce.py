@@ -63,6 +63,7 @@ __all__ = [
     "MaskFn",
     "Reduction",
     "info_nce",
+    "info_nce_from_logits",
     "info_nce_with_mask_fn",
     "masked_logsumexp",
 ]
@@ -205,6 +206,17 @@ def _check_mask(name: str, mask: object, shape: tuple[int, int]) -> Tensor:
     return mask
 
 
+def _checked_masks(pos_mask: object, neg_mask: object, shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Checked (pos, neg) bool masks of ``shape``; ``neg`` defaults to ``~pos``; they must not overlap."""
+    pos = _check_mask("pos_mask", pos_mask, shape)
+    if neg_mask is None:
+        return pos, ~pos
+    neg = _check_mask("neg_mask", neg_mask, shape)
+    if (pos & neg.to(pos.device)).any():
+        raise ValueError("pos_mask and neg_mask overlap; a pair must be a positive, a negative or neither")
+    return pos, neg
+
+
 def info_nce_with_mask_fn(
     anchors: Tensor,
     keys: Tensor,
@@ -270,15 +282,7 @@ def info_nce(
         A scalar, or [N] for ``reduction="none"`` (float32 for half-precision inputs, else the input dtype).
     """
     _check_features(anchors, keys)
-    shape = (anchors.shape[0], keys.shape[0])
-    pos_mask = _check_mask("pos_mask", pos_mask, shape)
-    if neg_mask is None:
-        neg_mask = ~pos_mask
-    else:
-        neg_mask = _check_mask("neg_mask", neg_mask, shape)
-        if (pos_mask & neg_mask.to(pos_mask.device)).any():
-            raise ValueError("pos_mask and neg_mask overlap; a pair must be a positive, a negative or neither")
-    pos, neg = pos_mask, neg_mask
+    pos, neg = _checked_masks(pos_mask, neg_mask, (anchors.shape[0], keys.shape[0]))
     return info_nce_with_mask_fn(
         anchors,
         keys,
@@ -290,6 +294,46 @@ def info_nce(
         denominator=denominator,
         mean_over_ranks=mean_over_ranks,
     )
+
+
+def info_nce_from_logits(
+    logits: Tensor,
+    pos_mask: Tensor,
+    neg_mask: Tensor | None = None,
+    *,
+    reduction: Reduction = "mean",
+    denominator: Denominator = "all",
+) -> Tensor:
+    """The masked InfoNCE core of :func:`info_nce` on ready logits ``s`` [N, M] instead of features.
+
+    Same formulas, validity rule and reductions (module docstring), e.g. for ``denominator="all"``::
+
+        loss_i = -(1/|P(i)|) sum_{p in P(i)} [ s_ip - logsumexp_{j in P(i) u N(i)} s_ij ]
+
+    For logits that are not one product of normalised features over one temperature: per-prototype
+    temperatures (ProtoNCE, Li et al., ICLR 2021) or zero-filled dropped negatives (HCSC, Guo et al., CVPR
+    2022; :func:`~contrastkit.losses.selective.selective_info_nce`).
+
+    Args:
+        logits: [N, M] finite floating logits, already divided by any temperature (computed in float32 at
+            least). Leave entries out with the masks, not with -inf.
+        pos_mask: [N, M] bool positives. neg_mask: [N, M] bool negatives, disjoint from ``pos_mask``; defaults
+            to ``~pos_mask``.
+        reduction: ``"mean"`` over valid anchors, ``"sum"`` or ``"none"`` ([N], 0 for invalid anchors).
+        denominator: ``"all"``, ``"own_positive"`` or ``"negatives"``.
+
+    Returns:
+        A scalar, or [N] for ``reduction="none"``.
+    """
+    check_tensor("logits", logits, 2, min_rows=1, floating=True)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if denominator not in _DENOMINATORS:
+        raise ValueError(f"denominator must be one of {_DENOMINATORS}, got {denominator!r}")
+    pos, neg = _checked_masks(pos_mask, neg_mask, (logits.shape[0], logits.shape[1]))
+    s = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    loss, valid = _block_losses(s, pos.to(s.device), neg.to(s.device), denominator)
+    return reduce_anchor_losses(loss, valid, reduction)
 
 
 class InfoNCELoss(nn.Module):

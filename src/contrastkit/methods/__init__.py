@@ -15,12 +15,15 @@ from contrastkit.methods.base import (
 )
 from contrastkit.methods.dcc import CondensationConfig, SetClassifier, get_loops, matching_loss
 from contrastkit.methods.directclr import DirectCLR, DirectCLRConfig
+from contrastkit.methods.hcsc import HCSC, HCSCConfig, PCLConfig
+from contrastkit.methods.moco import MoCo, MoCoConfig
 from contrastkit.methods.simclr import SimCLR, SimCLRConfig
 from contrastkit.methods.supercon import SuperCon, SuperConConfig, supercon_classifier
 from contrastkit.methods.supervised import SupervisedClassifier, SupervisedConfig
 
 __all__ = ["EpochContext", "FitContext", "Method", "MethodHooks", "StepContext", "trainable_parameters", "views_of"]
 __all__ += ["DirectCLR", "DirectCLRConfig", "SimCLR", "SimCLRConfig"]
+__all__ += ["HCSC", "HCSCConfig", "MoCo", "MoCoConfig", "PCLConfig"]
 __all__ += ["SuperCon", "SuperConConfig", "supercon_classifier", "SupervisedClassifier", "SupervisedConfig"]
 __all__ += [
     "CondensationConfig",

@@ -55,7 +55,13 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 def convert_to_global_batchnorm(module: nn.Module) -> nn.Module:
-    """Replace every ``BatchNorm1d/2d/3d`` in ``module`` by :class:`GlobalBatchNorm`, keeping weights and stats."""
+    """Replace every ``BatchNorm1d/2d/3d`` in ``module`` by :class:`GlobalBatchNorm`, keeping weights and stats.
+
+    A sub-module with ``local_batch_norm = True`` keeps its batch norms: MoCo's key encoder, whose shuffle-BN needs
+    the statistics of each process's own shuffled rows (He et al., CVPR 2020).
+    """
+    if getattr(module, "local_batch_norm", False):
+        return module
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
         like = next(iter([*module.parameters(), *module.buffers()]), None)
         factory = (
