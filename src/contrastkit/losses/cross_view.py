@@ -20,7 +20,8 @@ from torch import Tensor
 from contrastkit._checks import check_same_shape, check_tensor
 from contrastkit.losses._module import BatchContrastiveLoss
 from contrastkit.losses._two_view import gather_keys
-from contrastkit.losses.info_nce import anchor_losses, check_options, reduce_anchor_losses
+from contrastkit.losses.fused import DEFAULT_BLOCK, label_contrastive_losses
+from contrastkit.losses.info_nce import check_options, reduce_anchor_losses
 
 __all__ = ["CrossViewInfoNCELoss", "cross_view_info_nce"]
 
@@ -36,16 +37,12 @@ def _one_direction(
     keys, offset = gather_keys(keys_local, gather_distributed)
     if keys.shape[0] < 2:
         raise ValueError("cross_view_info_nce needs at least 2 samples (one pair has no negatives), got 1")
-
-    def mask_fn(start: int, stop: int) -> tuple[Tensor, Tensor]:
-        rows = torch.arange(start, stop, device=anchors.device)
-        cols = torch.arange(keys.shape[0], device=anchors.device)
-        pos = cols[None, :] == (offset + rows)[:, None]
-        return pos, ~pos
-
-    loss, valid = anchor_losses(
-        anchors, keys, mask_fn, temperature, normalize=normalize, chunk_size=chunk_size, denominator="all"
-    )
+    # labels: the global sample id, so the positive of anchor i is key offset + i and every other key is a negative
+    labels = torch.arange(anchors.shape[0], device=anchors.device) + offset
+    key_labels = torch.arange(keys.shape[0], device=anchors.device)
+    loss, valid = label_contrastive_losses(anchors, keys, labels, key_labels, temperature, self_offset=None,
+                                           normalize=normalize, block=chunk_size or DEFAULT_BLOCK,
+                                           num_labels=keys.shape[0])  # fmt: skip
     return reduce_anchor_losses(loss, valid, "mean", mean_over_ranks=gather_distributed)
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from contrastkit.losses._module import BatchContrastiveLoss
-from contrastkit.losses._two_view import check_views, two_view_setup
-from contrastkit.losses.info_nce import Reduction, anchor_losses, check_options, reduce_anchor_losses
+from contrastkit.losses._two_view import check_views, two_view_losses
+from contrastkit.losses.info_nce import Reduction, check_options, reduce_anchor_losses
 
 __all__ = ["DCLLoss", "dcl"]
 
@@ -38,8 +38,7 @@ def dcl(
     """
     check_views(z1, z2, gather_distributed)
     check_options(temperature, chunk_size, reduction)
-    anchors, keys, mask_fn = two_view_setup(z1, z2, gather_distributed)
-    loss, valid = anchor_losses(anchors, keys, mask_fn, temperature, chunk_size=chunk_size, denominator="negatives")
+    loss, valid = two_view_losses(z1, z2, temperature, gather_distributed, chunk_size, "negatives")
     return reduce_anchor_losses(loss, valid, reduction, mean_over_ranks=gather_distributed)
 
 

@@ -22,14 +22,14 @@ DDP's averaging gives exactly the global-batch mean even when ranks have differe
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from contrastkit import distributed as _dist
 from contrastkit._checks import check_labels, check_positive, check_tensor
 from contrastkit.losses._module import BatchContrastiveLoss
 from contrastkit.losses._two_view import gather_keys
-from contrastkit.losses.info_nce import Reduction, anchor_losses, check_options, reduce_anchor_losses
+from contrastkit.losses.fused import DEFAULT_BLOCK, label_contrastive_losses
+from contrastkit.losses.info_nce import Reduction, check_options, reduce_anchor_losses
 
 __all__ = ["SupConLoss", "supcon"]
 
@@ -72,18 +72,15 @@ def supcon(
         check_positive("base_temperature", base_temperature)
         scale = temperature / base_temperature
 
-    keys, offset = gather_keys(features, gather_distributed)
     local_labels = labels.to(features.device)
-    key_labels = _dist.gather_no_grad(local_labels) if keys is not features else local_labels
-
-    def mask_fn(start: int, stop: int) -> tuple[Tensor, Tensor]:
-        rows = torch.arange(start, stop, device=features.device)
-        cols = torch.arange(keys.shape[0], device=features.device)
-        is_self = cols[None, :] == (offset + rows)[:, None]
-        same = local_labels[start:stop, None] == key_labels[None, :]
-        return same & ~is_self, ~same
-
-    loss, valid = anchor_losses(features, keys, mask_fn, temperature, chunk_size=chunk_size, denominator="all")
+    block = chunk_size or DEFAULT_BLOCK
+    if gather_distributed and _dist.world_size() > 1:
+        keys, offset = gather_keys(features, True)
+        loss, valid = label_contrastive_losses(features, keys, local_labels, _dist.gather_no_grad(local_labels),
+                                               temperature, self_offset=offset, block=block)  # fmt: skip
+    else:
+        loss, valid = label_contrastive_losses(features, None, local_labels, None, temperature, self_offset=0,
+                                               block=block)  # fmt: skip
     return reduce_anchor_losses(loss * scale, valid, reduction, mean_over_ranks=gather_distributed)
 
 

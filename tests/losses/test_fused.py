@@ -1,0 +1,123 @@
+"""The fused, blocked path (contrastkit.losses.fused): float64 brute force over every block layout, gradcheck,
+excluded rows, the losses built on it, and bfloat16 GEMMs with float32 reductions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from contrastkit.losses import cross_view_info_nce, dcl, nt_xent, supcon
+from contrastkit.losses.fused import label_contrastive_losses, row_logsumexp
+
+
+def brute_lse(a: torch.Tensor, k: torch.Tensor, scale: float, self_offset: int | None,
+              row_labels: torch.Tensor | None, col_labels: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    out = []
+    for i in range(a.shape[0]):
+        terms = [float(a[i] @ k[j]) * scale for j in range(k.shape[0])
+                 if not (self_offset is not None and j == self_offset + i)
+                 and not (row_labels is not None and int(row_labels[i]) == int(col_labels[j]))]  # fmt: skip
+        top = max(terms) if terms else 0.0
+        out.append(top + math.log(sum(math.exp(t - top) for t in terms)) if terms else float("-inf"))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("block", [1, 3, 4, 7, 64])
+@pytest.mark.parametrize("layout", ["symmetric", "symmetric_labels", "keys_with_self", "keys_only"])
+def test_blocked_logsumexp_equals_brute_force_in_float64(block: int, layout: str) -> None:
+    g = torch.Generator().manual_seed(block)
+    a = torch.randn(10, 5, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 4, (10,), generator=g)
+    if layout.startswith("symmetric"):
+        with_labels = layout == "symmetric_labels"
+        got = row_logsumexp(a, None, 2.5, self_offset=None if with_labels else 0,
+                            row_labels=labels if with_labels else None, col_labels=labels if with_labels else None,
+                            block=block)  # fmt: skip
+        want = brute_lse(a, a, 2.5, None if with_labels else 0, labels if with_labels else None, labels)
+    else:
+        keys = torch.cat([torch.randn(3, 5, generator=g, dtype=torch.float64), a, torch.randn(4, 5, generator=g,
+                                                                                             dtype=torch.float64)])
+        offset = 3 if layout == "keys_with_self" else None
+        got = row_logsumexp(a, keys, 0.7, self_offset=offset, block=block)
+        want = brute_lse(a, keys, 0.7, offset, None, None)
+    assert torch.allclose(got, want, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_gradcheck_over_several_blocks(symmetric: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(7, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 3])
+    if symmetric:
+        def fn(x: torch.Tensor) -> torch.Tensor:
+            return row_logsumexp(x, None, 1.3, self_offset=0, block=3) * torch.arange(1.0, 8.0, dtype=x.dtype)
+
+        assert torch.autograd.gradcheck(fn, (a,))
+        assert torch.autograd.gradcheck(lambda x: row_logsumexp(x, None, 1.3, row_labels=labels, col_labels=labels,
+                                                                block=2).sum(), (a,))  # fmt: skip
+    else:
+        k = torch.randn(9, 3, generator=g, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda x, y: row_logsumexp(x, y, 0.9, self_offset=1, block=4), (a, k))
+
+
+def test_a_row_with_nothing_kept_is_minus_infinity_without_gradient() -> None:
+    a = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    key = a[:1]  # one key, anchor 0's own row: anchor 0 keeps nothing, the others keep it
+    lse = row_logsumexp(a, key, 1.0, self_offset=0, block=2)
+    assert torch.isinf(lse[0]) and lse[0] < 0 and torch.isfinite(lse[1:]).all()
+    assert torch.allclose(lse[1:], (a[1:] @ a[0]).detach(), atol=1e-12)  # log of one term
+    torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse)).sum().backward()
+    assert torch.isfinite(a.grad).all()
+    assert torch.allclose(a.grad[0], a[1:].detach().sum(0), atol=1e-12)  # only through the key of the others
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 5])
+def test_losses_do_not_depend_on_the_block_size(chunk: int) -> None:
+    g = torch.Generator().manual_seed(chunk)
+    z1, z2 = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 0, 2, 2, 1, 0, 1, 0, 2, 2, 1])
+    for fn in (lambda c: nt_xent(z1, z2, 0.3, chunk_size=c), lambda c: dcl(z1, z2, 0.3, chunk_size=c),
+               lambda c: supcon(torch.cat([z1, z2]), labels, 0.3, chunk_size=c),
+               lambda c: cross_view_info_nce(z1, z2, 0.3, chunk_size=c)):  # fmt: skip
+        assert abs(float(fn(chunk)) - float(fn(None))) < 1e-12
+
+
+def test_positive_term_uses_every_key_of_the_label_but_self() -> None:
+    """SupCon with arbitrary (non-compact) labels equals the mean over positives computed by hand."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    labels = torch.tensor([70, -3, 70, 9, -3, 70, 9, 1000])  # 1000: no positive, an invalid anchor
+    loss, valid = label_contrastive_losses(x, None, labels, None, 0.5, self_offset=0)
+    u = F.normalize(x, dim=1)
+    s = u @ u.T / 0.5
+    for i in range(8):
+        pos = [j for j in range(8) if j != i and labels[j] == labels[i]]
+        if not pos:
+            assert not valid[i] and loss[i] == 0
+            continue
+        lse = torch.logsumexp(torch.cat([s[i, :i], s[i, i + 1 :]]), 0)
+        assert abs(float(loss[i]) - float(lse - s[i, pos].mean())) < 1e-12
+
+
+def test_bfloat16_gemms_keep_float32_reductions() -> None:
+    """Under bfloat16 autocast the loss is float32 and close to the float32 loss (closer than plain autocast of the
+    dense formula, which rounds the logits and the positive term to bfloat16)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 128, generator=g)
+    labels = torch.randint(0, 10, (512,), generator=g)
+    exact = supcon(x.double(), labels, 0.1).item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = supcon(x, labels, 0.1)
+        u = F.normalize(x, dim=1)
+        dense = (u @ u.T) / 0.1  # what plain autocast does: bfloat16 logits
+    assert fused.dtype == torch.float32
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(512, dtype=torch.bool)
+    logits = dense.float().masked_fill(eye, float("-inf"))
+    plain = -((logits - torch.logsumexp(logits, 1, keepdim=True)).masked_fill(~same | eye, 0).sum(1)
+              / (same & ~eye).sum(1)).mean()  # fmt: skip
+    assert abs(fused.item() - exact) < 5e-3
+    assert abs(fused.item() - exact) < abs(plain.item() - exact)
