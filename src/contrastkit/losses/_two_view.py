@@ -45,10 +45,11 @@ def two_view_losses(
     anchors = torch.cat([z1, z2], dim=0)
     b = z1.shape[0]
     samples = torch.arange(b, device=anchors.device).repeat(2)
+    other_view = torch.arange(2 * b, device=anchors.device).roll(b)  # (i + B) mod 2B
     block = block or DEFAULT_BLOCK
     if not (gather_distributed and _dist.world_size() > 1):
         return label_contrastive_losses(anchors, None, samples, None, temperature, self_offset=0,
-                                        denominator=denominator, block=block, num_labels=b)  # fmt: skip
+                                        denominator=denominator, block=block, partners=other_view)  # fmt: skip
     keys, offset = gather_keys(anchors, True)
     if keys.shape[0] < 4:
         raise ValueError(
@@ -57,4 +58,4 @@ def two_view_losses(
     labels = samples + _dist.rank_offset(b, anchors.device)
     return label_contrastive_losses(anchors, keys, labels, _dist.gather_no_grad(labels), temperature,
                                     self_offset=offset, denominator=denominator, block=block,
-                                    num_labels=keys.shape[0] // 2)  # fmt: skip
+                                    partners=other_view + offset)  # fmt: skip

@@ -262,6 +262,7 @@ def label_contrastive_losses(
     normalize: bool = True,
     block: int = DEFAULT_BLOCK,
     num_labels: int | None = None,
+    partners: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per-anchor losses ``[N]`` (0 where invalid) and validity ``[N]`` of the module docstring's loss.
 
@@ -269,7 +270,9 @@ def label_contrastive_losses(
     and ``self_offset = 0``. Otherwise ``keys`` ``[M, d]`` with ``key_labels`` ``[M]``, and anchor ``i``'s own row
     in them at ``self_offset + i`` (None: the anchors are not among the keys). ``denominator``: ``"all"`` or
     ``"negatives"``. ``num_labels``: the labels already lie in ``[0, num_labels)`` (else they are made compact with
-``torch.unique``). An anchor is valid with >= 1 positive (and, for ``"negatives"``, >= 1 negative).
+    ``torch.unique``). ``partners`` ``[N]``: when every anchor has exactly one positive (the other view of its
+    sample), its row in the keys; the positive term is then one gathered dot product per anchor. An anchor is valid with
+    >= 1 positive (and, for ``"negatives"``, >= 1 negative).
     """
     dtype = torch.promote_types(anchors.dtype, torch.float32)
     a = anchors.to(dtype)
@@ -284,6 +287,10 @@ def label_contrastive_losses(
     lse = _RowLogSumExp.apply(a, None if keys is None else k, 1.0 / temperature, None if exclude_labels else offset,
                               anchor_labels if exclude_labels else None, labels_k if exclude_labels else None,
                               int(block), False, normalize)  # fmt: skip
+    if partners is not None:  # one positive per anchor: its logit directly
+        valid = torch.isfinite(lse) if exclude_labels else torch.ones_like(lse, dtype=torch.bool)
+        positive = (a * k.index_select(0, partners)).sum(dim=1) / temperature
+        return torch.where(valid, lse - positive, torch.zeros_like(lse)), valid
     # positive term: the keys summed by label, minus the anchor's own row (labels made compact unless they are)
     if num_labels is None:
         ids, inverse = torch.unique(torch.cat([anchor_labels, labels_k]), return_inverse=True)

@@ -215,7 +215,7 @@ class HCSC(MoCo):
         batch_positives = lv.assignments[distributed.gather_no_grad(indices.to(lv.assignments.device))]
         candidates = negative_prototype_ids(
             lv.centroids.shape[0], batch_positives, include_highest_cluster_id=self.include_highest_cluster_id,
-            max_id=int(lv.assignments.max()),
+            max_id=None if self.include_highest_cluster_id else int(lv.assignments.max()),
         )  # fmt: skip
         phi = lv.concentration
         positive = (q * lv.centroids[own]).sum(1) / phi[own]
