@@ -4,7 +4,8 @@ Functions take raw embeddings (L2-normalised inside) and have ``nn.Module`` wrap
 
 * :func:`info_nce` / :class:`InfoNCELoss`: anchors [N, d] vs keys [M, d] with bool positive/negative masks;
   :func:`info_nce_with_mask_fn` builds the masks per block of rows (no N x M tensor with ``chunk_size``);
-* :func:`nt_xent` / :class:`NTXentLoss`: SimCLR (Chen et al. 2020);
+* :func:`nt_xent` / :class:`NTXentLoss`: SimCLR (Chen et al. 2020); :func:`grace_loss`: GRACE's node-level
+  InfoNCE (Zhu et al. 2020), the same loss over two views of a graph's nodes;
 * :func:`supcon` / :class:`SupConLoss`: supervised contrastive L_out (Khosla et al. 2020);
 * :func:`dcl` / :class:`DCLLoss`: decoupled contrastive loss (Yeh et al. 2022);
 * :func:`cross_view_info_nce` / :class:`CrossViewInfoNCELoss`: DirectCLR's cross-view InfoNCE (Jing et al.
@@ -49,7 +50,7 @@ from contrastkit.losses.info_nce import (
     info_nce_with_mask_fn,
     masked_logsumexp,
 )
-from contrastkit.losses.nt_xent import NTXentLoss, nt_xent
+from contrastkit.losses.nt_xent import NTXentLoss, grace_loss, nt_xent
 from contrastkit.losses.selective import (
     LEVEL_REDUCTIONS,
     MASK_FILLS,
@@ -85,6 +86,7 @@ __all__ = [
     "info_nce_from_logits",
     "info_nce_with_mask_fn",
     "masked_logsumexp",
+    "grace_loss",
     "nt_xent",
     "supcon",
 ]

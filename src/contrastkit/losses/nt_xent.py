@@ -21,7 +21,7 @@ from contrastkit.losses._module import BatchContrastiveLoss
 from contrastkit.losses._two_view import check_views, two_view_losses
 from contrastkit.losses.info_nce import Reduction, check_options, reduce_anchor_losses
 
-__all__ = ["NTXentLoss", "nt_xent"]
+__all__ = ["NTXentLoss", "grace_loss", "nt_xent"]
 
 
 def nt_xent(
@@ -59,3 +59,20 @@ class NTXentLoss(BatchContrastiveLoss):
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
         return nt_xent(z1, z2, self.temperature, **self.options())  # type: ignore[arg-type]
+
+
+def grace_loss(z1: Tensor, z2: Tensor, temperature: float = 0.5, *, chunk_size: int | None = None) -> Tensor:
+    r"""GRACE's node-level InfoNCE (Zhu et al. 2020, "Deep Graph Contrastive Representation Learning"; the loss
+    ARIEL, Feng et al., WWW 2022, builds on) of two views ``z1, z2`` [n, d] of the same n nodes (projections).
+
+    With ``theta`` the cosine similarity, for node i of view 1 (``u_i``) and its other view ``v_i``::
+
+        l(u_i, v_i) = -log( e^{theta(u_i, v_i)/tau}
+                            / (sum_k e^{theta(u_i, v_k)/tau} + sum_{k != i} e^{theta(u_i, u_k)/tau}) )
+        L = (1/n) sum_i (l(u_i, v_i) + l(v_i, u_i)) / 2
+
+    the positive, n - 1 inter-view and n - 1 intra-view negatives: NT-Xent over the 2n views, computed on the same
+    fused, blocked path (:mod:`contrastkit.losses.fused`): no n x n matrix exists, so a 100k-node graph fits, and
+    ``chunk_size`` sets the block. Returns the scalar L.
+    """
+    return nt_xent(z1, z2, temperature, chunk_size=chunk_size)
