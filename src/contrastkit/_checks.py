@@ -48,9 +48,15 @@ def check_tensor(
     if min_rows is not None and (x.ndim == 0 or x.shape[0] < min_rows):
         got = 0 if x.ndim == 0 else x.shape[0]
         raise ValueError(f"{name} needs at least {min_rows} rows (batch size), got {got}")
-    if finite and x.is_floating_point() and not torch.isfinite(x).all():
+    if finite and x.is_floating_point() and not _all_finite(x):
         raise NonFiniteError(f"{name} contains NaN or Inf; check the inputs and the learning rate")
     return x
+
+
+def _all_finite(x: Tensor) -> bool:
+    """No NaN or Inf in ``x``: one sum (a NaN or Inf makes it non-finite) and, only when the sum is not finite (which
+    a sum of large finite values can also be), the exact elementwise test."""
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def check_labels(name: str, labels: object, n: int, num_classes: int | None = None) -> Tensor:
