@@ -29,6 +29,7 @@ from contrastkit.augment.geometry import (
     RandomVerticalFlip,
     resample_crops,
 )
+from contrastkit.augment.graph import drop_edges, graph_views, mask_features
 from contrastkit.augment.pipeline import ViewPipeline, multi_view
 from contrastkit.augment.pixel import GaussianNoise, Normalize
 from contrastkit.augment.presets import mocov2_views, noise_views, simclr_views
@@ -65,3 +66,4 @@ __all__ += [
     "dsa_random",
     "sample_dsa_params",
 ]  # dataset condensation (DC / DSA / DCC)
+__all__ += ["drop_edges", "graph_views", "mask_features"]  # GRACE views of graphs

@@ -15,6 +15,7 @@ from contrastkit.models.export import (
     strip_wrapper_prefixes,
     unwrap_model,
 )
+from contrastkit.models.graph import GCNEncoder, GraphProjectionHead
 from contrastkit.models.heads import (
     LinearClassifier,
     MoCoV2ProjectionHead,
@@ -65,3 +66,4 @@ __all__ = [
     "strip_wrapper_prefixes",
     "unwrap_model",
 ]
+__all__ += ["GCNEncoder", "GraphProjectionHead"]  # graph encoders (torch_geometric, the graph extra)
