@@ -19,7 +19,9 @@ Functions take raw embeddings (L2-normalised inside) and have ``nn.Module`` wrap
   negative prototypes (Li et al. 2021): keep probabilities, Bernoulli masks, :func:`selective_info_nce`.
 
 The batch-contrastive losses take ``gather_distributed`` (exact DDP gradients, see
-:mod:`contrastkit.distributed`) and ``chunk_size`` (bounded memory).
+:mod:`contrastkit.distributed`) and ``chunk_size`` (bounded memory). NT-Xent, SupCon, DCL, cross-view InfoNCE and
+GRACE run on the fused, blocked path of :mod:`contrastkit.losses.fused` (no N x N matrix or mask, blocks recomputed
+in backward, ``chunk_size`` = its block); arbitrary masks go through :func:`info_nce`.
 """
 
 from __future__ import annotations
