@@ -21,7 +21,7 @@ from contrastkit import distributed as _dist
 from contrastkit._checks import check_same_shape, check_tensor
 from contrastkit.losses._module import BatchContrastiveLoss
 from contrastkit.losses._two_view import gather_keys
-from contrastkit.losses.fused import DEFAULT_BLOCK, cross_view_losses, label_contrastive_losses
+from contrastkit.losses.fused import DEFAULT_BLOCK, cross_view_mean_loss, label_contrastive_losses
 from contrastkit.losses.info_nce import check_options, reduce_anchor_losses
 
 __all__ = ["CrossViewInfoNCELoss", "cross_view_info_nce"]
@@ -74,9 +74,7 @@ def cross_view_info_nce(
     if symmetric and not (gather_distributed and _dist.world_size() > 1):  # both directions from one pass
         if z1.shape[0] < 2:
             raise ValueError("cross_view_info_nce needs at least 2 samples (one pair has no negatives), got 1")
-        forward, backward = cross_view_losses(z1, z2, temperature, normalize=normalize,
-                                              block=chunk_size or DEFAULT_BLOCK)  # fmt: skip
-        return 0.5 * (forward.mean() + backward.mean())
+        return cross_view_mean_loss(z1, z2, temperature, normalize=normalize, block=chunk_size or DEFAULT_BLOCK)
     loss = _one_direction(z1, z2, temperature, normalize, gather_distributed, chunk_size)
     if symmetric:
         loss = 0.5 * (loss + _one_direction(z2, z1, temperature, normalize, gather_distributed, chunk_size))

@@ -25,7 +25,8 @@ computes it block by block:
   for both halves. A problem of a single block keeps its ``E`` instead. Memory: O(block^2 + (N + M) d), linear
   in N.
 
-Under ``torch.autocast`` with bfloat16 (or float16) the GEMMs run in that dtype and everything else (the
+Under ``torch.autocast`` with bfloat16 (or float16) the GEMMs of a problem larger than one block run in that dtype
+and everything else (the
 log-sum-exp, the exponentials, the reductions, the positive term, the gradient accumulators) in float32; the
 low-precision product is rounded before the shift, where its values are smallest. Float64
 inputs stay float64 throughout (the tests compare against brute-force loops to 1e-10).
@@ -42,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["DEFAULT_BLOCK", "cross_view_losses", "label_contrastive_losses", "row_logsumexp"]
+__all__ = ["DEFAULT_BLOCK", "cross_view_mean_loss", "label_contrastive_losses", "row_logsumexp"]
 
 DEFAULT_BLOCK = 512
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
@@ -130,7 +131,9 @@ class _RowLogSumExp(torch.autograd.Function):
         k = anchors if keys is None else keys
         n, m_keys = anchors.shape[0], k.shape[0]
         col_base = 0 if symmetric else (n if columns else None)  # where the keys' (column) sums go, if anywhere
-        gemm = _gemm_dtype(anchors.device)
+        pairs = _pairs(n, m_keys, block, symmetric)
+        # a single block is a small GEMM: casting to the low precision would cost more than it saves (and lose digits)
+        gemm = _gemm_dtype(anchors.device) if len(pairs) > 1 else None
         acc = anchors.dtype
         device_type = anchors.device.type if anchors.device.type in ("cpu", "cuda") else "cpu"
         with torch.no_grad(), torch.autocast(device_type, enabled=False):
@@ -143,7 +146,6 @@ class _RowLogSumExp(torch.autograd.Function):
             a_g = anchors if gemm is None else anchors.to(gemm)
             k_g = a_g if symmetric else (k if gemm is None else k.to(gemm))
             saved = None
-            pairs = _pairs(n, m_keys, block, symmetric)
             if fixed:
                 total = torch.zeros(n + (m_keys if col_base else 0), dtype=acc, device=anchors.device)
                 for rows, cols in pairs:
@@ -311,16 +313,15 @@ def label_contrastive_losses(
     return loss, valid
 
 
-def cross_view_losses(
+def cross_view_mean_loss(
     z1: Tensor, z2: Tensor, temperature: float, *, normalize: bool = True, block: int = DEFAULT_BLOCK
-) -> tuple[Tensor, Tensor]:
-    """Both directions of the cross-view InfoNCE (one process), ``[B]`` each, from one pass over the blocks of
-    ``S = u1 u2^T / tau``: ``L_12_i = logsumexp_j S_ij - S_ii`` (rows) and ``L_21_j = logsumexp_i S_ij - S_jj``
-    (columns)."""
+) -> Tensor:
+    """The symmetric cross-view InfoNCE (one process) from one pass over the blocks of ``S = u1 u2^T / tau``:
+    ``L_12_i = logsumexp_j S_ij - S_ii`` (rows), ``L_21_j = logsumexp_i S_ij - S_jj`` (columns) and
+    ``(mean L_12 + mean L_21) / 2 = (sum of the 2B log-sum-exps - 2 sum_i S_ii) / 2B``, a scalar."""
     dtype = torch.promote_types(z1.dtype, torch.float32)
     u1, u2 = z1.to(dtype), z2.to(dtype)
     if normalize:
         u1, u2 = F.normalize(u1, dim=1), F.normalize(u2, dim=1)
     lse = _RowLogSumExp.apply(u1, u2, 1.0 / temperature, None, None, None, int(block), True, normalize)
-    positive = (u1 * u2).sum(dim=1) / temperature
-    return lse[: u1.shape[0]] - positive, lse[u1.shape[0] :] - positive
+    return (lse.sum() - (u1 * u2).sum() * (2.0 / temperature)) / lse.shape[0]
