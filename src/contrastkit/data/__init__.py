@@ -10,6 +10,7 @@ from contrastkit.data.batch import Batch, as_batch
 from contrastkit.data.clutter import clutter_images, cluttered_mnist
 from contrastkit.data.dataset import ImageDataset
 from contrastkit.data.folders import ImageFolder
+from contrastkit.data.graph_source import GraphSource
 from contrastkit.data.graphs import degree_features, image_knn_graph, knn_edge_index, knn_image_graph, read_planetoid
 from contrastkit.data.holdout import match_classes, split_off
 from contrastkit.data.npz import load_npz
@@ -44,4 +45,5 @@ __all__ = [
 __all__ += ["Batch", "as_batch", "SAMPLERS", "DataSource", "TensorSource", "epoch_order", "labelled_unlabelled"]
 __all__ += ["match_classes", "split_off"]  # held-out splits of a folder / npz file
 __all__ += ["clutter_images", "cluttered_mnist"]  # dataset condensation (DC / DSA / DCC)
-__all__ += ["degree_features", "image_knn_graph", "knn_edge_index", "knn_image_graph", "read_planetoid"]  # graphs
+__all__ += ["GraphSource", "degree_features", "image_knn_graph", "knn_edge_index", "knn_image_graph"]  # graphs
+__all__ += ["read_planetoid"]

@@ -13,8 +13,8 @@ A source answers four questions, so that the engine never touches a dataset's te
 incomplete batch dropped unless ``drop_last=False``), ``"sequential"`` or ``"class_balanced"``
 (:class:`~contrastkit.data.samplers.ClassBalancedBatchSampler`, CICL) sampler. Labels ``-1`` mark unlabelled
 items (:func:`labelled_unlabelled` builds such a source from a labelled subset); a class-balanced sampler draws
-from the labelled items only. Graph sources (a full graph, or sampled subgraphs) and tile+mask sources implement
-the same four methods.
+from the labelled items only. :class:`~contrastkit.data.graph_source.GraphSource` (a full graph, or node-induced
+subgraphs) and tile+mask sources implement the same four methods.
 """
 
 from __future__ import annotations
