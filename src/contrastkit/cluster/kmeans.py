@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from contrastkit._checks import check_tensor
+from contrastkit._optional import faiss_available
 from contrastkit.cluster._lloyd import lloyd_kmeans
 
 __all__ = ["BACKENDS", "KMeansResult", "faiss_available", "kmeans"]
@@ -55,15 +56,6 @@ class KMeansResult:
     assignments: Tensor
     distances: Tensor
     backend: str
-
-
-def faiss_available() -> bool:
-    """True when ``import faiss`` works."""
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _check_int(name: str, value: object, low: int, high: int | None = None, fix: str = "") -> int:

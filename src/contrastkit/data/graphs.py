@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from contrastkit._optional import faiss_available
+
 if TYPE_CHECKING:
     from torch_geometric.data import Data
 
@@ -52,14 +54,6 @@ def _require_pyg() -> None:
 
 
 # ---------------------------------------------------------------- kNN graphs
-
-
-def _faiss_available() -> bool:
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _search(features: np.ndarray, n_neighbors: int, backend: str) -> np.ndarray:
@@ -117,7 +111,7 @@ def knn_edge_index(features: Tensor, *, k: int = 10, metric: str = "euclidean", 
     if metric == "cosine":
         feats = torch.nn.functional.normalize(feats, dim=1)
     if backend == "auto":
-        backend = "faiss" if _faiss_available() else "sklearn"
+        backend = "faiss" if faiss_available() else "sklearn"
     dtype = np.float64 if backend == "torch" else np.float32
     found = _search(np.ascontiguousarray(feats.numpy(), dtype=dtype), k + 1, backend)
     # Drop the query itself (duplicates may push it out of first place, or out of the list: then drop the last).

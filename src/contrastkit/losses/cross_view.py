@@ -43,7 +43,7 @@ def _one_direction(
     key_labels = torch.arange(keys.shape[0], device=anchors.device)
     loss, valid = label_contrastive_losses(anchors, keys, labels, key_labels, temperature, self_offset=None,
                                            normalize=normalize, block=chunk_size or DEFAULT_BLOCK,
-                                           num_labels=keys.shape[0])  # fmt: skip
+                                           partners=labels)  # fmt: skip
     return reduce_anchor_losses(loss, valid, "mean", mean_over_ranks=gather_distributed)
 
 

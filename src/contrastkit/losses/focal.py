@@ -22,17 +22,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit._checks import check_labels, check_tensor
+from contrastkit.losses.info_nce import REDUCTIONS
 
 __all__ = ["FocalLoss", "focal_loss"]
 
-_REDUCTIONS = ("mean", "sum", "none")
 
 
 def _check_focal_options(gamma: float, alpha: float | Tensor | None, reduction: str) -> None:
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma < 0:
         raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if alpha is None:
         return
     if isinstance(alpha, Tensor):

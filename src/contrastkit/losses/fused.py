@@ -263,7 +263,6 @@ def label_contrastive_losses(
     denominator: str = "all",
     normalize: bool = True,
     block: int = DEFAULT_BLOCK,
-    num_labels: int | None = None,
     partners: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per-anchor losses ``[N]`` (0 where invalid) and validity ``[N]`` of the module docstring's loss.
@@ -271,10 +270,10 @@ def label_contrastive_losses(
     ``keys=None``: the keys are the anchors (one process; the symmetric path), with ``key_labels = anchor_labels``
     and ``self_offset = 0``. Otherwise ``keys`` ``[M, d]`` with ``key_labels`` ``[M]``, and anchor ``i``'s own row
     in them at ``self_offset + i`` (None: the anchors are not among the keys). ``denominator``: ``"all"`` or
-    ``"negatives"``. ``num_labels``: the labels already lie in ``[0, num_labels)`` (else they are made compact with
-    ``torch.unique``). ``partners`` ``[N]``: when every anchor has exactly one positive (the other view of its
-    sample), its row in the keys; the positive term is then one gathered dot product per anchor. An anchor is valid with
-    >= 1 positive (and, for ``"negatives"``, >= 1 negative).
+    ``"negatives"``. Labels may be any integers. ``partners`` ``[N]``: when every anchor has exactly one positive
+    (the other view of its sample, cross-view's key of the same index), its row in the keys; the positive term is
+    then one gathered dot product per anchor. An anchor is valid with >= 1 positive (and, for ``"negatives"``, >= 1
+    negative).
     """
     dtype = torch.promote_types(anchors.dtype, torch.float32)
     a = anchors.to(dtype)
@@ -293,12 +292,9 @@ def label_contrastive_losses(
         valid = torch.isfinite(lse) if exclude_labels else torch.ones_like(lse, dtype=torch.bool)
         positive = (a * k.index_select(0, partners)).sum(dim=1) / temperature
         return torch.where(valid, lse - positive, torch.zeros_like(lse)), valid
-    # positive term: the keys summed by label, minus the anchor's own row (labels made compact unless they are)
-    if num_labels is None:
-        ids, inverse = torch.unique(torch.cat([anchor_labels, labels_k]), return_inverse=True)
-        num_labels, row_ids, col_ids = ids.shape[0], inverse[: a.shape[0]], inverse[a.shape[0] :]
-    else:
-        row_ids, col_ids = anchor_labels, labels_k
+    # positive term: the keys summed by label (made compact), minus the anchor's own row
+    ids, inverse = torch.unique(torch.cat([anchor_labels, labels_k]), return_inverse=True)
+    num_labels, row_ids, col_ids = ids.shape[0], inverse[: a.shape[0]], inverse[a.shape[0] :]
     sums = torch.zeros(num_labels, k.shape[1], dtype=k.dtype, device=k.device).index_add_(0, col_ids, k)
     positive_sum = sums.index_select(0, row_ids)
     positives = torch.bincount(col_ids, minlength=num_labels).index_select(0, row_ids)

@@ -58,6 +58,7 @@ from contrastkit import distributed as _dist
 from contrastkit._checks import check_positive, check_tensor
 
 __all__ = [
+    "REDUCTIONS",
     "Denominator",
     "InfoNCELoss",
     "MaskFn",
@@ -74,7 +75,7 @@ MaskFn = Callable[[int, int], tuple[Tensor, Tensor]]
 """``mask_fn(start, stop) -> (pos, neg)``: bool masks [stop - start, M] for anchor rows ``start:stop``."""
 
 _DENOMINATORS = ("all", "own_positive", "negatives")
-_REDUCTIONS = ("mean", "sum", "none")
+REDUCTIONS = ("mean", "sum", "none")
 
 
 def masked_logsumexp(logits: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -182,8 +183,8 @@ def check_options(temperature: float, chunk_size: int | None, reduction: str, de
     check_positive("temperature", temperature)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if denominator not in _DENOMINATORS:
         raise ValueError(f"denominator must be one of {_DENOMINATORS}, got {denominator!r}")
 
@@ -326,14 +327,19 @@ def info_nce_from_logits(
         A scalar, or [N] for ``reduction="none"``.
     """
     check_tensor("logits", logits, 2, min_rows=1, floating=True)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if denominator not in _DENOMINATORS:
         raise ValueError(f"denominator must be one of {_DENOMINATORS}, got {denominator!r}")
     pos, neg = _checked_masks(pos_mask, neg_mask, (logits.shape[0], logits.shape[1]))
+    return reduce_anchor_losses(*logits_anchor_losses(logits, pos, neg, denominator), reduction)
+
+
+def logits_anchor_losses(logits: Tensor, pos: Tensor, neg: Tensor, denominator: str = "all") -> tuple[Tensor, Tensor]:
+    """Unreduced core on ready logits [N, M] with disjoint bool masks: per-anchor losses [N] (0 where invalid) and
+    validity [N]; no input checks (for callers that build the masks themselves, on a training step's hot path)."""
     s = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    loss, valid = _block_losses(s, pos.to(s.device), neg.to(s.device), denominator)
-    return reduce_anchor_losses(loss, valid, reduction)
+    return _block_losses(s, pos.to(s.device), neg.to(s.device), denominator)
 
 
 class InfoNCELoss(nn.Module):

@@ -16,7 +16,7 @@ official code multiplies the similarity by the mask) ``f(s, 0) = exp(0) = 1``: a
 denominator with logit 0. With ``"neg_inf"`` ``f(s, 0) = 0``: it leaves the denominator. ``f(s, 1) = exp(s)``.
 
 The code sums the instance loss over levels and averages the prototype loss (:func:`reduce_levels`). Everything
-is built on :func:`~contrastkit.losses.info_nce.info_nce_from_logits`.
+is built on the masked InfoNCE core on logits (:func:`~contrastkit.losses.info_nce.logits_anchor_losses`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from contrastkit._checks import check_tensor
-from contrastkit.losses.info_nce import Reduction, info_nce_from_logits
+from contrastkit.losses.info_nce import REDUCTIONS, Reduction, logits_anchor_losses, reduce_anchor_losses
 
 __all__ = [
     "LEVEL_REDUCTIONS",
@@ -248,7 +248,11 @@ def selective_info_nce(
         negatives = negative_logits.to(dtype)
         neg_mask[:, 1:] = keep
     logits = torch.cat([positive_logits.to(dtype)[:, None], negatives], dim=1)
-    return info_nce_from_logits(logits, pos_mask, neg_mask, reduction=reduction, denominator="all")
+    check_tensor("logits", logits, 2)  # NaN/Inf: the engine's NonFiniteError
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    # the masks are disjoint by construction: the core without the generic overlap and shape checks
+    return reduce_anchor_losses(*logits_anchor_losses(logits, pos_mask, neg_mask, "all"), reduction)
 
 
 def reduce_levels(losses: Sequence[Tensor], reduction: str) -> Tensor:
