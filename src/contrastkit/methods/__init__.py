@@ -4,6 +4,7 @@ Importing this package registers every built-in method's config and builder
 (:mod:`contrastkit.method_registry`), so that ``contrastkit train`` can build it from YAML.
 """
 
+from contrastkit.methods.ariel import ARIEL, ARIELConfig
 from contrastkit.methods.base import (
     EpochContext,
     FitContext,
@@ -15,7 +16,7 @@ from contrastkit.methods.base import (
 )
 from contrastkit.methods.dcc import CondensationConfig, SetClassifier, get_loops, matching_loss
 from contrastkit.methods.directclr import DirectCLR, DirectCLRConfig
-from contrastkit.methods.grace import GRACE
+from contrastkit.methods.grace import GRACE, GRACEConfig
 from contrastkit.methods.hcsc import HCSC, HCSCConfig, PCLConfig
 from contrastkit.methods.moco import MoCo, MoCoConfig
 from contrastkit.methods.simclr import SimCLR, SimCLRConfig
@@ -25,7 +26,7 @@ from contrastkit.methods.supervised import SupervisedClassifier, SupervisedConfi
 __all__ = ["EpochContext", "FitContext", "Method", "MethodHooks", "StepContext", "trainable_parameters", "views_of"]
 __all__ += ["DirectCLR", "DirectCLRConfig", "SimCLR", "SimCLRConfig"]
 __all__ += ["HCSC", "HCSCConfig", "MoCo", "MoCoConfig", "PCLConfig"]
-__all__ += ["GRACE"]  # graph contrast (node level)
+__all__ += ["ARIEL", "ARIELConfig", "GRACE", "GRACEConfig"]  # graph contrast (node level)
 __all__ += ["SuperCon", "SuperConConfig", "supercon_classifier", "SupervisedClassifier", "SupervisedConfig"]
 __all__ += [
     "CondensationConfig",
