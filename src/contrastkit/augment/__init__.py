@@ -30,6 +30,7 @@ from contrastkit.augment.geometry import (
     resample_crops,
 )
 from contrastkit.augment.graph import drop_edges, graph_views, mask_features
+from contrastkit.augment.graph_attack import AdversarialGraph, pgd_graph_attack, project_budget
 from contrastkit.augment.pipeline import ViewPipeline, multi_view
 from contrastkit.augment.pixel import GaussianNoise, Normalize
 from contrastkit.augment.presets import mocov2_views, noise_views, simclr_views
@@ -67,3 +68,4 @@ __all__ += [
     "sample_dsa_params",
 ]  # dataset condensation (DC / DSA / DCC)
 __all__ += ["drop_edges", "graph_views", "mask_features"]  # GRACE views of graphs
+__all__ += ["AdversarialGraph", "pgd_graph_attack", "project_budget"]  # ARIEL's adversarial graph view
