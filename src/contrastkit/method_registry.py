@@ -30,6 +30,7 @@ from typing import Any
 __all__ = [
     "BuildContext",
     "ConfigError",
+    "METHOD_INPUTS",
     "MethodConfig",
     "Recipe",
     "recipes",
@@ -97,23 +98,35 @@ class BuildContext:
     class_counts: tuple[int, ...] | None
 
 
+METHOD_INPUTS = ("images", "graph")  # what a method trains on: image batches, or node-induced subgraphs
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """A registered method: its config class, its builder and whether it needs labelled training data."""
+    """A registered method: its config class, its builder, whether it needs labelled training data and what it
+    trains on (``METHOD_INPUTS``)."""
 
     config: type[MethodConfig]
     build: Callable[[Any, BuildContext], Any]
     needs_labels: bool = False
+    inputs: str = "images"
 
 
 _RECIPES: dict[str, Recipe] = {}
 
 
 def register_method(
-    config: type[MethodConfig], build: Callable[[Any, BuildContext], Any], *, needs_labels: bool = False
+    config: type[MethodConfig],
+    build: Callable[[Any, BuildContext], Any],
+    *,
+    needs_labels: bool = False,
+    inputs: str = "images",
 ) -> Recipe:
     """Register ``config`` (a ``@dataclass`` subclass of :class:`MethodConfig`) under the default of its ``name``
-    field, with the ``build(cfg, ctx) -> nn.Module`` that makes the method."""
+    field, with the ``build(cfg, ctx) -> nn.Module`` that makes the method and what it trains on (``inputs``:
+    ``"images"``, or ``"graph"`` for node-level methods on a graph source and the ``gcn`` backbone)."""
+    if inputs not in METHOD_INPUTS:
+        raise ValueError(f"inputs must be one of {METHOD_INPUTS}, got {inputs!r}")
     if not (isinstance(config, type) and issubclass(config, MethodConfig) and dataclasses.is_dataclass(config)):
         raise ValueError(f"register_method needs a @dataclass subclass of MethodConfig, got {config!r}")
     name = config().name
@@ -123,7 +136,7 @@ def register_method(
         raise ValueError(f"method {name!r} is already registered by {_RECIPES[name].config.__name__}")
     if not callable(build):
         raise ValueError(f"the builder of method {name!r} must be callable, got {build!r}")
-    _RECIPES[name] = Recipe(config, build, needs_labels)
+    _RECIPES[name] = Recipe(config, build, needs_labels, inputs)
     return _RECIPES[name]
 
 

@@ -1,13 +1,15 @@
-"""GRACE graph views: edge keep rates (per direction / per pair), shared feature-column mask, seeding, bad input."""
+"""GRACE graph views: edge keep rates (per direction / per pair), shared feature-column mask, seeding, bad input;
+the random edge flips of the robustness protocol."""
 
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
 
-from contrastkit.augment.graph import drop_edges, graph_views, mask_features
+from contrastkit.augment.graph import drop_edges, flip_random_edges, graph_views, mask_features
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -141,3 +143,106 @@ def test_graph_views_bad_input() -> None:
         graph_views(x, edge_index, edge_drop=(0.1, 0.1), feature_mask=(0.1, 0.1))
     with pytest.raises(ValueError, match="must be a pair"):
         graph_views(x, edge_index[:, :1], edge_drop=0.1, feature_mask=(0.1, 0.1))  # type: ignore[arg-type]
+
+
+def _pair_set(edge_index: torch.Tensor) -> set[tuple[int, int]]:
+    """Unordered pairs ``(i, j)``, ``i < j``, of an edge list (self-loops left out)."""
+    low = torch.minimum(edge_index[0], edge_index[1])
+    high = torch.maximum(edge_index[0], edge_index[1])
+    keep = low != high
+    return set(zip(low[keep].tolist(), high[keep].tolist(), strict=True))
+
+
+def _check_undirected_coalesced(edge_index: torch.Tensor, num_nodes: int) -> None:
+    assert edge_index.shape[0] == 2 and edge_index.dtype == torch.long
+    assert bool((edge_index[0] != edge_index[1]).all())  # no self-loops
+    keys = edge_index[0] * num_nodes + edge_index[1]
+    assert bool((keys[1:] > keys[:-1]).all())  # sorted by (source, target), no duplicates
+    reverse = set((edge_index[1] * num_nodes + edge_index[0]).tolist())
+    assert reverse == set(keys.tolist())  # both directions
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 1.5])
+def test_flip_random_edges_toggles_exactly_m_pairs(fraction: float) -> None:
+    num_nodes = 200
+    edge_index = _symmetric_pairs(600, num_nodes)
+    with_noise = torch.cat([edge_index, edge_index[:, :50], torch.tensor([[3, 7], [3, 7]])], dim=1)  # dups, loops
+    flipped = flip_random_edges(with_noise, num_nodes, fraction, _seeded(20))
+    _check_undirected_coalesced(flipped, num_nodes)
+    assert len(_pair_set(flipped) ^ _pair_set(edge_index)) == round(fraction * 600)
+
+
+def test_flip_all_pairs_gives_the_complement() -> None:
+    num_nodes = 10  # 45 pairs; 9 edges x fraction 5 = 45 flips: every pair toggled
+    edge_index = _symmetric_pairs(9, num_nodes)
+    flipped = flip_random_edges(edge_index, num_nodes, 5.0, _seeded(21))
+    every_pair = {(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)}
+    assert _pair_set(flipped) == every_pair - _pair_set(edge_index)
+    _check_undirected_coalesced(flipped, num_nodes)
+
+
+def test_flip_random_edges_seeded_and_fraction_zero() -> None:
+    num_nodes = 300
+    edge_index = _symmetric_pairs(900, num_nodes)
+    a = flip_random_edges(edge_index, num_nodes, 0.2, _seeded(22))
+    assert torch.equal(a, flip_random_edges(edge_index, num_nodes, 0.2, _seeded(22)))
+    assert not torch.equal(a, flip_random_edges(edge_index, num_nodes, 0.2, _seeded(23)))
+    same = flip_random_edges(edge_index, num_nodes, 0.0, _seeded(22))
+    keys = edge_index[0] * num_nodes + edge_index[1]
+    assert torch.equal(same, edge_index[:, torch.argsort(keys)])  # the same graph, coalesced
+    assert flip_random_edges(torch.zeros(2, 0, dtype=torch.long), 5, 0.3).shape == (2, 0)
+
+
+def test_flipped_pairs_are_uniform_over_all_pairs() -> None:
+    # Small graph (permutation path): 200 of the 435 pairs are edges, so a uniform pair is an edge w.p. 200/435 and
+    # each of 100 flips removes an edge w.p. 200/435 (hypergeometric over 100 trials x 100 flips).
+    num_nodes, num_edges = 30, 200
+    edge_index = _symmetric_pairs(num_edges, num_nodes)
+    existing = _pair_set(edge_index)
+    removed = 0
+    for trial in range(100):
+        flipped = _pair_set(flip_random_edges(edge_index, num_nodes, 0.5, _seeded(100 + trial)))
+        removed += len(existing - flipped)
+    assert _within_4_se(removed, 100 * 100, num_edges / 435)
+    # Large graph (sampling path, 4.5 M pairs): P(min(i, j) < N / 2) = 1 - C(N/2, 2) / C(N, 2) ~ 0.75.
+    num_nodes = 3_000
+    sparse = torch.tensor([[0, 1], [1, 0]])
+    flips = flip_random_edges(sparse, num_nodes, 20_000.0, _seeded(24))
+    pairs = _pair_set(flips) - {(0, 1)}
+    prob = 1 - (1_500 * 1_499) / (3_000 * 2_999)
+    assert len(pairs) in (19_999, 20_000)
+    assert _within_4_se(sum(i < num_nodes // 2 for i, _ in pairs), len(pairs), prob)
+    assert _within_4_se(sum(j - i == 1 for i, j in pairs), len(pairs), 2_999 / (3_000 * 2_999 / 2))
+
+
+def test_flip_random_edges_on_a_100k_node_graph_is_fast_and_sparse() -> None:
+    num_nodes, num_edges = 100_000, 400_000  # an N x N bool matrix would take 10 GB
+    g = _seeded(25)
+    edge_index = torch.randint(0, num_nodes, (2, num_edges), generator=g)
+    start = time.perf_counter()
+    flipped = flip_random_edges(edge_index, num_nodes, 0.2, _seeded(26))
+    assert time.perf_counter() - start < 20.0
+    before = edge_index[0] != edge_index[1]
+    low = torch.minimum(edge_index[0], edge_index[1])[before]
+    high = torch.maximum(edge_index[0], edge_index[1])[before]
+    old = torch.unique(low * num_nodes + high)
+    new = (flipped[0] * num_nodes + flipped[1])[flipped[0] < flipped[1]]
+    _, counts = torch.unique(torch.cat([old, new]), return_counts=True)
+    assert int((counts == 1).sum()) == round(0.2 * old.numel())  # |old xor new| = m
+    assert flipped.shape[1] == 2 * new.numel()
+
+
+def test_flip_random_edges_bad_input_is_a_one_line_error() -> None:
+    edge_index = torch.tensor([[0, 1], [1, 0]])
+    cases = [
+        (lambda: flip_random_edges(edge_index, 2, -0.1), "finite number >= 0"),
+        (lambda: flip_random_edges(edge_index, 2, math.inf), "finite number >= 0"),
+        (lambda: flip_random_edges(edge_index, 1, 0.1), "outside"),
+        (lambda: flip_random_edges(edge_index, 2, 3.0), "lower the fraction"),
+        (lambda: flip_random_edges(edge_index, -1, 0.1), "num_nodes"),
+        (lambda: flip_random_edges(torch.zeros(5, 2, dtype=torch.long), 5, 0.1), r"shape \[2, E\]"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)

@@ -29,7 +29,7 @@ from contrastkit.augment.geometry import (
     RandomVerticalFlip,
     resample_crops,
 )
-from contrastkit.augment.graph import drop_edges, graph_views, mask_features
+from contrastkit.augment.graph import drop_edges, flip_random_edges, graph_views, mask_features
 from contrastkit.augment.graph_attack import AdversarialGraph, pgd_graph_attack, project_budget
 from contrastkit.augment.pipeline import ViewPipeline, multi_view
 from contrastkit.augment.pixel import GaussianNoise, Normalize
@@ -67,5 +67,5 @@ __all__ += [
     "dsa_random",
     "sample_dsa_params",
 ]  # dataset condensation (DC / DSA / DCC)
-__all__ += ["drop_edges", "graph_views", "mask_features"]  # GRACE views of graphs
+__all__ += ["drop_edges", "flip_random_edges", "graph_views", "mask_features"]  # GRACE views of graphs
 __all__ += ["AdversarialGraph", "pgd_graph_attack", "project_budget"]  # ARIEL's adversarial graph view

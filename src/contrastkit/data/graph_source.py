@@ -17,14 +17,16 @@ device); torch_geometric is imported when a source is built.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from contrastkit.data.batch import Batch
 from contrastkit.data.sources import epoch_order
 
-__all__ = ["GraphSource"]
+__all__ = ["GraphDataset", "GraphSource"]
 
 
 class GraphSource:
@@ -65,3 +67,38 @@ class GraphSource:
         labels = None if y is None else y[nodes]
         return Batch(graph=Data(x=g.x[nodes], edge_index=edges, num_nodes=int(nodes.shape[0])), labels=labels,
                      indices=indices)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GraphDataset:
+    """A labelled graph as a run's training data: ``graph`` (``torch_geometric.data.Data`` with ``x`` ``[N, F]``,
+    ``edge_index`` ``[2, E]``, ``y`` ``[N]``) and its ``name``. Its items are the ``N`` nodes; it answers the
+    questions the run shell asks of an image set (``len``, ``labels``, ``num_classes``, ``classes``)."""
+
+    graph: Any
+    name: str
+
+    def __len__(self) -> int:
+        return int(self.graph.x.shape[0])
+
+    @property
+    def labels(self) -> Tensor | None:
+        return getattr(self.graph, "y", None)
+
+    @property
+    def num_features(self) -> int:
+        return int(self.graph.x.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return 0 if self.labels is None else int(self.labels.max()) + 1
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        names = getattr(self.graph, "classes", None)
+        return tuple(str(c) for c in names) if names is not None else tuple(str(c) for c in range(self.num_classes))
+
+    def class_counts(self) -> Tensor:
+        """Nodes per class ``[K]``."""
+        labels = self.labels if self.labels is not None else torch.zeros(0, dtype=torch.long)
+        return torch.bincount(labels, minlength=self.num_classes)

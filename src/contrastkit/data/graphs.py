@@ -7,6 +7,9 @@
 * ``read_planetoid(root, "cora")``: Cora / CiteSeer / PubMed from raw Planetoid files the user already has
   (Yang, Cohen, Salakhutdinov, "Revisiting Semi-Supervised Learning with Graph Embeddings", ICML 2016). Nothing here
   downloads.
+* ``binary_pixel_features(images)``: binarised pixels (x > 0.5), row-normalised, a Cora-like bag of "words"
+  (datasets.md section 3, the node features of ARIEL's kNN-graph benchmark); ``knn_image_graph(...,
+  node_features="binary-pixels")`` uses them as ``x`` while the edges stay on PCA.
 * ``degree_features(edge_index, num_nodes)``: one-hot degree features for graphs without node features
   (the GIN / GraphCL convention for featureless graphs).
 
@@ -32,7 +35,9 @@ if TYPE_CHECKING:
 __all__ = [
     "KNN_BACKENDS",
     "KNN_METRICS",
+    "KNN_NODE_FEATURES",
     "PLANETOID_FILES",
+    "binary_pixel_features",
     "degree_features",
     "image_knn_graph",
     "knn_edge_index",
@@ -42,6 +47,7 @@ __all__ = [
 
 KNN_BACKENDS = ("auto", "faiss", "sklearn", "torch")
 KNN_METRICS = ("euclidean", "cosine")
+KNN_NODE_FEATURES = ("pca", "binary-pixels")
 PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 _SEARCH_BATCH = 4096  # query rows per search call: memory O(batch * N) for torch, O(N k) for the result
 
@@ -132,13 +138,15 @@ def knn_image_graph(
     seed: int = 0,
     backend: str = "auto",
     metric: str = "euclidean",
+    node_features: str = "pca",
 ) -> Data:
     """kNN graph over an image set: ``Data(x [N, pca_dim] float32, edge_index [2, E] int64, y [N], num_nodes)``.
 
     x = PCA(flatten(images)) with ``sklearn.decomposition.PCA(pca_dim, random_state=seed)``: pixels are centred by
     PCA but not standardised (every pixel shares the [0, 1] scale) and not whitened. ``pca_dim=None`` keeps the
     flattened pixels. Edges: ``knn_edge_index(x, k=k, metric=metric)``, Euclidean on x by default (datasets.md's
-    recipe uses cosine: pass ``metric="cosine"``).
+    recipe uses cosine: pass ``metric="cosine"``). ``node_features="binary-pixels"`` then replaces x by
+    ``binary_pixel_features(images)`` [N, C*H*W] (the edges still come from the PCA features).
 
     images: [N, C, H, W] or [N, D]; labels: [N] integer class ids (kept as int64 in ``y``).
     """
@@ -148,6 +156,8 @@ def knn_image_graph(
 
     if images.dim() not in (2, 4):
         raise ValueError(f"images must be [N, C, H, W] or [N, D], got shape {tuple(images.shape)}")
+    if node_features not in KNN_NODE_FEATURES:
+        raise ValueError(f"unknown node_features {node_features!r}; choose one of {list(KNN_NODE_FEATURES)}")
     n = images.shape[0]
     if labels.shape != (n,) or labels.is_floating_point():
         raise ValueError(f"labels must be an integer [N] = [{n}] tensor, got {labels.dtype} {tuple(labels.shape)}")
@@ -162,6 +172,8 @@ def knn_image_graph(
         pca = PCA(n_components=pca_dim, random_state=seed)
         x = torch.from_numpy(pca.fit_transform(flat.numpy()).astype(np.float32))
     edge_index = knn_edge_index(x, k=k, metric=metric, backend=backend)
+    if node_features == "binary-pixels":
+        x = binary_pixel_features(flat)
     return Data(x=x, edge_index=edge_index, y=labels.detach().cpu().long(), num_nodes=n)
 
 
@@ -261,6 +273,21 @@ def read_planetoid(root: str | Path, name: str) -> Data:
             with path.open("rb") as f:
                 _PlanetoidUnpickler(f, encoding="latin1").load()
     return read_planetoid_data(str(folder), prefix)
+
+
+# ---------------------------------------------------------------- node features
+
+
+def binary_pixel_features(images: Tensor, threshold: float = 0.5) -> Tensor:
+    """Bag of bright pixels: ``b = [x > threshold]``, ``out[i] = b_i / max(sum_d b_id, 1)``; float32 [N, D].
+
+    images: [N, ...] (flattened to D values per row, e.g. [N, 1, 28, 28] -> D = 784) in [0, 1]. Each row sums to 1
+    (a uniform distribution over its bright pixels), except a row with no pixel above ``threshold``, which stays 0.
+    """
+    if images.dim() < 2 or images.shape[0] == 0:
+        raise ValueError(f"images must be a non-empty [N, ...] tensor, got shape {tuple(images.shape)}")
+    bright = (images.detach().cpu().reshape(images.shape[0], -1) > threshold).to(torch.float32)
+    return bright / bright.sum(dim=1, keepdim=True).clamp(min=1.0)
 
 
 # ---------------------------------------------------------------- featureless graphs

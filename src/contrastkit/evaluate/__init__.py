@@ -28,6 +28,7 @@ from contrastkit.evaluate.features import Embedding, extract_features, module_de
 from contrastkit.evaluate.frozen_head import FrozenHead, FrozenHeadResult, fit_frozen_head, frozen_head_protocol
 from contrastkit.evaluate.knn import knn_accuracy, knn_predict, knn_scores
 from contrastkit.evaluate.linear import LinearProbeResult, linear_probe
+from contrastkit.evaluate.node_classification import NodeClassificationResult, node_classification, paired_difference
 from contrastkit.evaluate.spectrum import dead_units, effective_rank, embedding_spectrum, rank_at_threshold
 
 __all__ = [
@@ -63,3 +64,4 @@ __all__ += [
     "SynsetEvalConfig",
     "SynsetEvaluation",
 ]  # dataset condensation (DC / DSA / DCC); its training (evaluate_synset) is contrastkit.train.condensation
+__all__ += ["NodeClassificationResult", "node_classification", "paired_difference"]  # graphs (GRACE protocol)

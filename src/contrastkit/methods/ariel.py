@@ -249,4 +249,4 @@ def build_ariel(cfg: ARIELConfig, ctx: BuildContext) -> ARIEL:
                  **cfg.resolved())  # type: ignore[arg-type]  # fmt: skip
 
 
-register_method(ARIELConfig, build_ariel)
+register_method(ARIELConfig, build_ariel, inputs="graph")

@@ -161,4 +161,4 @@ def build_grace(cfg: GRACEConfig, ctx: BuildContext) -> GRACE:
     return GRACE(ctx.backbone, **grace_options(cfg, ctx))
 
 
-register_method(GRACEConfig, build_grace)
+register_method(GRACEConfig, build_grace, inputs="graph")

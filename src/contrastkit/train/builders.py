@@ -19,6 +19,8 @@ from torch import nn
 from contrastkit import accel
 from contrastkit.augment import ViewPipeline, mocov2_views, noise_views, simclr_views
 from contrastkit.data import (
+    GraphDataset,
+    GraphSource,
     ImageDataset,
     ImageFolder,
     TensorSource,
@@ -36,6 +38,7 @@ from contrastkit.train.checkpoint import initial_backbone
 from contrastkit.train.config import Config, DataConfig
 from contrastkit.train.config_schema import USER_DATA
 from contrastkit.train.engine import Engine, StepCallback
+from contrastkit.train.graph_builders import build_gcn, is_graph_config, load_graph_data
 from contrastkit.train.lars import LARS
 from contrastkit.train.monitors import TrainModule
 from contrastkit.train.runtime import Runtime, make_runtime
@@ -43,9 +46,10 @@ from contrastkit.train.runtime import Runtime, make_runtime
 
 @dataclass
 class Data:
-    """The training split and the held-out split used by the monitors (or None)."""
+    """The training split and the held-out split used by the monitors (or None). Graph data: the graph (a
+    ``contrastkit.data.GraphDataset``) and None."""
 
-    train: ImageDataset
+    train: ImageDataset | GraphDataset
     eval: ImageDataset | None
 
 
@@ -106,7 +110,9 @@ def _load_splits(cfg: Config) -> tuple[ImageDataset, ImageDataset | None]:
 
 
 def build_data(cfg: Config) -> Data:
-    """Load the train and eval splits named by ``cfg.data`` (registry name, ``folder`` or ``npz``)."""
+    """Load the train and eval splits named by ``cfg.data`` (registry name, ``folder`` or ``npz``), or its graph."""
+    if is_graph_config(cfg):
+        return Data(load_graph_data(cfg), None)
     d = cfg.data
     train, held_out = _load_splits(cfg)
     seed = cfg.trainer.seed
@@ -187,23 +193,30 @@ def build_backbone_from_config(cfg: Config, channels: int, image_size: int) -> n
     return backbone
 
 
-def build_source(cfg: Config, train: ImageDataset) -> TensorSource:
-    """The engine's data source over ``train`` with ``data.sampler``."""
+def build_source(cfg: Config, train: ImageDataset | GraphDataset) -> TensorSource | GraphSource:
+    """The engine's data source over ``train`` with ``data.sampler`` (a graph: its nodes, batch = induced
+    subgraph)."""
+    if isinstance(train, GraphDataset):
+        return GraphSource(train.graph)
     return TensorSource.from_dataset(train, sampler=cfg.data.sampler)
 
 
-def build_method(cfg: Config, train: ImageDataset) -> nn.Module:
+def build_method(cfg: Config, train: ImageDataset | GraphDataset) -> nn.Module:
     """The method named by ``cfg.method.name`` on the configured backbone and views, for training data ``train``."""
     recipe = recipes()[cfg.method.name]
     if recipe.needs_labels and train.labels is None:
         raise ValueError(
             f"method {cfg.method.name!r} needs labelled training data: use a labelled dataset (data.labelled=true)"
         )
-    channels, image_size = train.images.shape[1], train.images.shape[-1]
     labelled = train.labels is not None
+    if isinstance(train, GraphDataset):
+        backbone, views = build_gcn(cfg, train.num_features), None
+    else:
+        channels, image_size = train.images.shape[1], train.images.shape[-1]
+        backbone, views = build_backbone_from_config(cfg, channels, image_size), build_views(cfg, image_size, channels)
     ctx = BuildContext(
-        backbone=build_backbone_from_config(cfg, channels, image_size),
-        views=build_views(cfg, image_size, channels),
+        backbone=backbone,
+        views=views,
         projection_dim=cfg.model.projection_dim,
         hidden_dim=cfg.model.hidden_dim,
         num_classes=train.num_classes if labelled else 0,
@@ -286,7 +299,8 @@ def build_engine(
     method = build_method(cfg, data.train)
     labelled = data.train.labels is not None and data.eval is not None
     probe_classes = data.train.num_classes if cfg.monitor.online_linear and labelled else None
-    module = TrainModule(method, probe_classes, sample=data.train.images[:2])
+    sample = data.train.images[:2] if isinstance(data.train, ImageDataset) else None
+    module = TrainModule(method, probe_classes, sample=sample)
     use_channels_last = t.channels_last and (runtime.precision == "bf16" or runtime.device.type == "cuda")
     accel.channels_last(module, use_channels_last)
     optimizers = [build_optimizer(cfg, method)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field
 
+from contrastkit._graph_names import GRAPH_DATASETS, GRAPH_FEATURES
 from contrastkit.method_registry import (
     ConfigError,
     MethodConfig,
@@ -32,7 +33,9 @@ __all__ = [
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("augment", "preset"): ("simclr", "mocov2", "noise", "none"),
     ("data", "sampler"): ("shuffle", "class_balanced"),
-    ("model", "backbone"): ("resnet18", "resnet34", "resnet50", "convnet", "residual_mlp"),
+    ("data", "node_features"): GRAPH_FEATURES,
+    ("model", "backbone"): ("resnet18", "resnet34", "resnet50", "convnet", "residual_mlp", "gcn"),
+    ("model", "activation"): ("prelu", "relu", "rrelu"),
     ("model", "norm"): ("batch", "group", "none"),
     ("optim", "name"): ("sgd", "adam", "adamw", "lars"),
     ("schedule", "name"): ("cosine", "constant"),
@@ -60,7 +63,13 @@ class DataConfig:
     ``HELD_OUT_KEYS``: ``eval_path`` (a folder, or an .npz file, read like ``path``) or ``eval_fraction`` (the share
     ``f`` of ``path``'s images held out, ``round_half_up(f * N)`` drawn per class in proportion to its size with
     ``split_seed``; the training split is the rest). ``train_split`` and ``eval_split`` then only name the splits
-    in reports, and ``eval_split: null`` means no held-out split."""
+    in reports, and ``eval_split: null`` means no held-out split.
+
+    Graph data (``GRAPH_DATASETS``, :func:`contrastkit.data.graph_datasets.load_graph`): the items are the nodes of
+    one graph and a batch is the subgraph that ``batch_size`` nodes induce (``batch_size`` = the node count: the
+    whole graph every step). ``num_nodes`` sizes the kNN image graphs and the CSBM, ``knn_k`` is the kNN graphs'
+    neighbour count, ``node_features`` the features of featureless graphs, ``path`` a Planetoid folder. The graph
+    is labelled and has no held-out split (``eval_split: null``): node classification evaluates it."""
 
     name: str = "fashion-mnist"
     path: str | None = None
@@ -77,6 +86,9 @@ class DataConfig:
     eval_path: str | None = None  # folder / npz: the held-out images (a folder, or an .npz file)
     eval_fraction: float | None = None  # folder / npz: the share of data.path's images held out (stratified)
     split_seed: int = 0  # the seed of the eval_fraction draw (independent of trainer.seed)
+    num_nodes: int | None = None  # graph data: the kNN graphs' / CSBM's node count (None: the dataset's default)
+    knn_k: int = 10  # graph data: neighbours per node of the kNN image graphs
+    node_features: str = "default"  # graph data: the features of featureless graphs (default: one-hot degree)
 
     def check(self, where: str = "data") -> None:
         for key in ("name", "train_split", "path", "eval_split", "eval_path"):
@@ -84,6 +96,14 @@ class DataConfig:
                 raise ConfigError(f"{where}.{key} must not be empty")
         if self.name in USER_DATA and self.path is None:
             raise ConfigError(f"{where}.path is required when {where}.name is {self.name!r} (set {where}.path=DIR)")
+        require_at_least(f"{where}.num_nodes", self.num_nodes, 2)
+        require_at_least(f"{where}.knn_k", self.knn_k, 1)
+        if self.name in GRAPH_DATASETS:
+            self._check_graph(where)
+            return
+        for key, default in (("num_nodes", None), ("knn_k", 10), ("node_features", "default")):
+            if getattr(self, key) != default:
+                raise ConfigError(f"{where}.{key} is for graph data ({', '.join(GRAPH_DATASETS)}); remove it")
         require_at_least(f"{where}.batch_size", self.batch_size, 2)  # a contrastive batch needs negatives
         require_in_range(f"{where}.label_fraction", self.label_fraction, 0, 1, interval="(]")
         require_at_least(f"{where}.image_size", self.image_size, 1)
@@ -97,6 +117,28 @@ class DataConfig:
             if self.label_fraction is not None:
                 raise ConfigError(f"{where}: set class_counts or label_fraction, not both")
         self._check_held_out(where)
+
+    def _check_graph(self, where: str) -> None:
+        """Graph data: no held-out split and none of the image-only keys."""
+        require_at_least(f"{where}.batch_size", self.batch_size, 2)
+        if self.eval_split is not None:
+            raise ConfigError(
+                f"{where}.eval_split: graph data have no held-out split (node classification evaluates the graph): "
+                f"set {where}.eval_split=null"
+            )
+        image_keys = ("label_fraction", "image_size", "channels", "class_counts", "eval_per_class", "eval_path",
+                      "eval_fraction")  # fmt: skip
+        for key in image_keys:
+            if getattr(self, key) is not None:
+                raise ConfigError(f"{where}.{key} is for image data, not the graph {self.name}: remove it")
+        if self.sampler != "shuffle" or not self.labelled:
+            raise ConfigError(f"{where}: graph data take sampler=shuffle and labelled=true")
+        if (
+            self.path is not None
+            and self.name != "planetoid"
+            and self.name not in ("football", "polblogs", "polbooks", "adjnoun")
+        ):
+            raise ConfigError(f"{where}.path is read only for planetoid, football, polblogs, polbooks and adjnoun")
 
     def _check_held_out(self, where: str) -> None:
         """``labelled`` and ``HELD_OUT_KEYS`` are for folder / npz data; such data with an ``eval_split`` needs
@@ -170,6 +212,7 @@ class ModelConfig:
     hidden_dim: int | None = None  # None: the backbone's feature size
     init_from: str | None = None
     zero_init_residual: bool = False
+    activation: str = "prelu"  # gcn: the activation after every layer (GRACE / ARIEL: prelu, relu or rrelu)
 
     def check(self, where: str = "model") -> None:
         require_greater(f"{where}.width", self.width, 0)
@@ -188,6 +231,8 @@ class ModelConfig:
         require_at_least(f"{where}.hidden_dim", self.hidden_dim, 1)
         if self.sync_batchnorm and self.norm != "batch":
             raise ConfigError(f"{where}.sync_batchnorm needs {where}.norm=batch, got norm {self.norm!r}")
+        if self.backbone != "gcn" and self.activation != "prelu":
+            raise ConfigError(f"{where}.activation is for model.backbone=gcn; remove it for {self.backbone}")
 
 
 @dataclass
@@ -250,6 +295,7 @@ class TrainerConfig:
     progress_bar: bool = True
     accumulate_grad_batches: int = 1
     gradient_clip_norm: float | None = None
+    collective_timeout: float = 600.0  # seconds a DDP process waits for the others before stopping with one line
 
     def check(self, where: str = "trainer") -> None:
         if all(getattr(self, key) is None for key in STOP_KEYS):
@@ -263,6 +309,7 @@ class TrainerConfig:
         require_greater(f"{where}.time_budget_minutes", self.time_budget_minutes, 0)
         require_greater(f"{where}.gradient_clip_norm", self.gradient_clip_norm, 0)
         require_in_range(f"{where}.seed", self.seed, 0, 2**32 - 1)
+        require_in_range(f"{where}.collective_timeout", self.collective_timeout, 1, 86_400)
 
 
 @dataclass
@@ -308,6 +355,16 @@ class Config:
             raise ConfigError(f"name must be a non-empty one-line string, got {self.name!r}")
         if self.monitor.knn_every_epochs > 0 and self.data.eval_split is None:
             raise ConfigError("monitor.knn_every_epochs needs data.eval_split (or set monitor.knn_every_epochs=0)")
+        graph_data = self.data.name in GRAPH_DATASETS
+        graph_method = recipes()[self.method.name].inputs == "graph"
+        if graph_data != graph_method or graph_data != (self.model.backbone == "gcn"):
+            raise ConfigError(
+                f"data.name={self.data.name}, method.name={self.method.name} and model.backbone={self.model.backbone} "
+                "do not fit together: graph data (" + ", ".join(GRAPH_DATASETS) + ") train a graph method (grace, "
+                "ariel) on model.backbone=gcn; image data an image method on an image backbone"
+            )
+        if graph_data and self.monitor.online_linear:
+            raise ConfigError("monitor.online_linear needs image batches: set monitor.online_linear=false for graphs")
 
 
 SECTIONS: dict[str, type] = {name: cls for name, cls in typing.get_type_hints(Config).items() if name != "name"}
