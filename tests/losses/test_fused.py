@@ -182,3 +182,15 @@ def test_grace_loss_equals_its_per_node_formula_in_float64() -> None:
     assert abs(grace_loss(v, u, 0.4).item() - expected) < 1e-12  # symmetric in its two views
     x, y = u.clone().requires_grad_(), v.clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda p, q: grace_loss(p, q, 0.4, chunk_size=3), (x, y))
+
+
+def test_grace_loss_closed_form_on_orthonormal_identical_views() -> None:
+    """ariel.md 7.7.2: n orthonormal nodes, u = v, tau = 1: positive e^1, n - 1 inter- and n - 1 intra-view e^0,
+    so every node's loss is -1 + log(e + 2(n - 1))."""
+    from contrastkit.losses import grace_loss
+
+    n = 6
+    u = torch.linalg.qr(torch.randn(8, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0].T
+    expected = -1.0 + math.log(math.e + 2 * (n - 1))
+    assert abs(grace_loss(u, u.clone(), 1.0).item() - expected) < 1e-12
+    assert abs(grace_loss(u, u.clone(), 1.0, chunk_size=4).item() - expected) < 1e-12
