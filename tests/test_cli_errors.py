@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,7 +40,17 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.savez(root / "neg_labels.npz", images=np.zeros((40, 8, 8), np.uint8), labels=-np.ones(40, np.int64))
     np.savez(root / "few.npz", images=np.zeros((10, 8, 8), np.uint8), labels=np.zeros(10, np.int64))
     np.savez(root / "no_images.npz", x=np.zeros((40, 8, 8), np.uint8))
+    np.savez(root / "named.npz", images=np.zeros((40, 8, 8), np.uint8), labels=np.arange(40) % 3,
+             classes=np.array(["a", "b"]))  # fmt: skip
+    header = io.BytesIO()  # the header of a decompression bomb: 10^13 uint8 values declared, none stored
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (10**7, 10**3, 10**3)}
+    )
+    with zipfile.ZipFile(root / "bomb.npz", "w") as archive:
+        archive.writestr("images.npy", header.getvalue())
+        archive.writestr("labels.npy", b"")  # present, never read: the images' header is refused first
     (root / "afile").write_text("a file, not a directory")
+    (root / "copy.ckpt").write_bytes((root / "run" / "checkpoints" / "last.ckpt").read_bytes())
     (root / "notarun").mkdir()
     return root
 
@@ -64,6 +76,8 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
     "missing npz file": lambda w: train("data.name=npz", f"data.path={w / 'nope.npz'}")(w),
     "npz without the images key": lambda w: train("data.name=npz", f"data.path={w / 'no_images.npz'}")(w),
     "labels out of range": lambda w: train("data.name=npz", f"data.path={w / 'neg_labels.npz'}")(w),
+    "npz labels beyond the named classes": lambda w: train("data.name=npz", f"data.path={w / 'named.npz'}")(w),
+    "npz header declaring terabytes": lambda w: train("data.name=npz", f"data.path={w / 'bomb.npz'}")(w),
     "batch larger than the dataset": lambda w: train("data.name=npz", f"data.path={w / 'few.npz'}")(w),
     "wrong channel count": train("data.channels=2"),
     "run dir not writable": lambda w: ["train", TINY, "--out", str(w / "afile" / "run"), "--set", *QUICK],
@@ -82,6 +96,28 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
     "evaluate a folder that is not a run": lambda w: ["evaluate", str(w / "notarun")],
     "export from a folder that is not a run": lambda w: ["export", str(w / "notarun"), "--out", str(w / "b.pt")],
     "export into a missing directory": lambda w: ["export", str(w / "run"), "--out", str(w / "no" / "dir" / "b.pt")],
+    "export over the run's own last.ckpt": lambda w: [
+        "export",
+        str(w / "run"),
+        "--out",
+        str(w / "run" / "checkpoints" / "last.ckpt"),
+        "--force",
+    ],
+    "export over a file inside a run directory": lambda w: [
+        "export",
+        str(w / "run"),
+        "--out",
+        str(w / "run" / "config.yaml"),
+        "--force",
+    ],
+    "export over a checkpoint outside a run": lambda w: [
+        "export",
+        str(w / "run"),
+        "--out",
+        str(w / "copy.ckpt"),
+        "--force",
+    ],
+    "export over an existing file without --force": lambda w: ["export", str(w / "run"), "--out", str(w / "afile")],
     "unknown experiment": lambda w: ["reproduce", "no-such-paper"],
     # the keys of the engine, the data sources, the method registry and model.init_from
     "unknown sampler": train("data.sampler=nope"),
@@ -123,6 +159,18 @@ def test_corrupt_checkpoint_is_refused_and_kept(work: Path, capsys: pytest.Captu
     assert main(["train", TINY, "--out", str(run), "--resume", "--set", *QUICK]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
     assert snapshot(run) == before
+
+
+def test_export_replaces_another_file_only_with_force(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from contrastkit.models import load_backbone
+
+    out = work / "exports" / "backbone.pt"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("an old file")
+    assert main(["export", str(work / "run"), "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err and out.read_text() == "an old file"
+    assert main(["export", str(work / "run"), "--out", str(out), "--force"]) == 0
+    assert load_backbone(out) is not None
 
 
 def test_at_least_fifteen_cases() -> None:

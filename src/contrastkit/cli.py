@@ -1,18 +1,22 @@
 """``contrastkit``: train, evaluate, export, list datasets, reproduce papers.
 
-Every error caused by the input (config, data, checkpoint, paths) prints one line ``contrastkit: error: ...`` and
-exits with code 2; a run whose loss diverges exits with code 3 and keeps its last good checkpoint.
+Every error caused by the input (config, data, checkpoint, paths, a locked run directory, a full disk) prints one
+line ``contrastkit: error: ...`` and exits with code 2; a run whose loss diverges exits with code 3 and keeps its
+last good checkpoint; a DDP process that stops answering ends the run with code 4 (``trainer.collective_timeout``);
+SIGINT / SIGTERM save the step, write the report and exit with 130 / 143 (:mod:`contrastkit.errors`).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import shlex
 import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives 143 (contrastkit.errors.TrainingInterrupted)
 
 
 _DESCRIPTION = "contrastkit: train, evaluate, export, list datasets, reproduce papers."
@@ -63,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="output file, e.g. backbone.pt")
     x.add_argument("--checkpoint", default="last", choices=["last", "best"],
                    help="which checkpoint of the run: the last one or the best by the monitored metric")  # fmt: skip
+    x.add_argument("--force", action="store_true", help="replace an existing --out file (never a checkpoint or "
+                   "a file inside a run directory)")  # fmt: skip
     sub.add_parser("datasets", help="list the datasets, whether they are installed and how to install them",
                    description="List the offline datasets, whether each is installed, its splits, and the command "
                    "that installs it (nothing downloads at run time).")  # fmt: skip
@@ -117,7 +123,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from contrastkit.train.run_dir import export_run
 
-    path = export_run(args.run_dir, args.out, args.checkpoint)
+    path = export_run(args.run_dir, args.out, args.checkpoint, force=args.force)
     print(f"backbone written to {path}; load it with contrastkit.models.load_backbone({str(path)!r})")
     return 0
 
@@ -201,19 +207,55 @@ _COMMANDS = {
 }
 
 
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def _disk_full(err: BaseException) -> OSError | None:
+    """The ``ENOSPC`` error anywhere in ``err``'s chain of causes (a full disk), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("contrastkit: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as err:  # one line for the user; the exit code tells what kind of failure it was
+        from contrastkit.errors import ContrastkitError, TrainingInterrupted
         from contrastkit.train.loop import NonFiniteLossError
 
         if isinstance(err, NonFiniteLossError):
             print(f"contrastkit: error: {err}", file=sys.stderr)
             return EXIT_DIVERGED
+        if isinstance(err, TrainingInterrupted):
+            from contrastkit.train.run_lock import is_launching_process
+
+            if is_launching_process():  # the DDP processes it started stop with it, silently
+                print(f"contrastkit: {_one_line(err)}", file=sys.stderr)
+            return err.exit_code
+        full = _disk_full(err)
+        if full is not None:
+            where = f" writing {full.filename}" if full.filename else ""
+            print(
+                f"contrastkit: error: no space left on the device{where}; the files written before are intact: "
+                "free some space (or choose another --out) and run again (with --resume for a training run)",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        if isinstance(err, ContrastkitError):
+            print(f"contrastkit: error: {_one_line(err)}", file=sys.stderr)
+            return err.exit_code
         if isinstance(err, (ValueError, FileNotFoundError, PermissionError, ImportError)):
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             print(f"contrastkit: error: {message}", file=sys.stderr)

@@ -32,10 +32,12 @@ __all__ = [
     "broadcast_from_zero",
     "gather_no_grad",
     "gather_with_grad",
+    "is_collective_failure",
     "is_distributed",
     "local_sizes",
     "rank",
     "rank_offset",
+    "unresponsive_ranks",
     "world_size",
 ]
 
@@ -178,3 +180,40 @@ def broadcast_from_zero(x: Tensor) -> Tensor:
     out = x.detach().contiguous().clone()
     dist.broadcast(out, src=0)
     return out
+
+
+_FAILURE_WORDS = ("gloo", "nccl", "timed out", "timeout", "connection closed", "connection reset", "broken pipe")
+
+
+def is_collective_failure(err: BaseException) -> bool:
+    """True for the errors a collective raises when another rank died or stopped answering: torch's ``DistError``
+    family, or a ``RuntimeError`` from the gloo / NCCL backends (timeouts, closed or reset connections)."""
+    if isinstance(err, dist.DistError):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and any(word in text for word in _FAILURE_WORDS)
+
+
+def unresponsive_ranks(wait_s: float = 3.0) -> list[int] | None:
+    """After a failed collective: the ranks that did not check in through the rendezvous store within ``wait_s``
+    seconds (every surviving rank checks in as it fails). ``[0]`` when the store itself stopped answering (rank 0
+    hosts it); None when not distributed or the store cannot be reached for another reason."""
+    import datetime
+    import time
+
+    if not is_distributed():
+        return None
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        store.set_timeout(datetime.timedelta(seconds=max(wait_s, 1.0)))
+        store.set(f"contrastkit/alive/{dist.get_rank()}", "1")
+    except Exception:  # noqa: BLE001 - a dead store is the answer: its host, rank 0, is gone
+        return [0] if dist.get_rank() != 0 else None
+    deadline, missing = time.monotonic() + wait_s, list(range(dist.get_world_size()))
+    while missing and time.monotonic() < deadline:
+        try:
+            missing = [r for r in missing if not store.check([f"contrastkit/alive/{r}"])]
+        except Exception:  # noqa: BLE001
+            return [0] if dist.get_rank() != 0 else None
+        time.sleep(0.1)
+    return missing

@@ -14,6 +14,8 @@ rather than guessed. The file is read with ``allow_pickle=False``.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from contrastkit.data.dataset import ImageDataset
+from contrastkit.errors import BadInputError
 
 __all__ = ["load_npz"]
 
@@ -31,21 +34,15 @@ def _to_nchw(x: np.ndarray, layout: str | None, path: Path) -> np.ndarray:
     if x.ndim == 3:
         return x[:, None]
     if x.ndim != 4:
-        raise ValueError(
-            f"images in {path} must be [N, H, W], [N, H, W, C] or [N, C, H, W], got shape {x.shape}"
-        )
+        raise ValueError(f"images in {path} must be [N, H, W], [N, H, W, C] or [N, C, H, W], got shape {x.shape}")
     if layout is None:
         last, second = x.shape[3] in _CHANNEL_SIZES, x.shape[1] in _CHANNEL_SIZES
         if last and second:
-            raise ValueError(
-                f"images in {path} of shape {x.shape} could be NHWC or NCHW; pass layout='NHWC' or 'NCHW'"
-            )
+            raise ValueError(f"images in {path} of shape {x.shape} could be NHWC or NCHW; pass layout='NHWC' or 'NCHW'")
         layout = "NHWC" if last else "NCHW"
     if layout == "NHWC":
         if x.shape[3] not in _CHANNEL_SIZES:
-            raise ValueError(
-                f"channels-last images in {path} need C in {_CHANNEL_SIZES}, got shape {x.shape}"
-            )
+            raise ValueError(f"channels-last images in {path} need C in {_CHANNEL_SIZES}, got shape {x.shape}")
         return np.moveaxis(x, 3, 1)
     if layout != "NCHW":
         raise ValueError(f"layout must be None, 'NHWC' or 'NCHW', got {layout!r}")
@@ -63,11 +60,49 @@ def _to_unit_float(x: np.ndarray, path: Path) -> torch.Tensor:
             raise ValueError(f"images in {path} contain NaN or Inf")
         if images.numel() and (float(images.min()) < 0 or float(images.max()) > 1):
             lo, hi = float(images.min()), float(images.max())
-            raise ValueError(
-                f"float images in {path} must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]; rescale them"
-            )
+            raise ValueError(f"float images in {path} must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]; rescale them")
         return images
     raise ValueError(f"images in {path} must be uint8 (0-255) or float in [0, 1], got dtype {x.dtype}")
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits_in_memory(archive: np.lib.npyio.NpzFile, key: str, path: Path, per_value: int) -> None:
+    """Refuse, before anything is decompressed, an array whose header declares more values (``per_value`` bytes
+    each once converted) than this machine's memory holds (a compressed .npz of a few MB can declare terabytes)."""
+    try:
+        with archive.zip.open(f"{key}.npy") as member:
+            major, _ = np.lib.format.read_magic(member)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape = read_header(member)[0]  # (shape, fortran_order, dtype)
+    except Exception:  # noqa: BLE001 - an unreadable header is reported by the read below, in its own words
+        return
+    need = per_value * math.prod(int(n) for n in shape)
+    memory = _memory_bytes()
+    if memory is not None and need > memory:
+        raise BadInputError(
+            f"array {key!r} in {path} declares shape {tuple(shape)}: {need / 2**30:.1f} GiB once read, more than this "
+            f"machine's {memory / 2**30:.1f} GiB of memory; split the file or lower its resolution"
+        )
+
+
+def _class_ids(y: np.ndarray) -> tuple[torch.Tensor, list[str]]:
+    """Labels without class names: ids ``0..K-1`` named ``"0".."K-1"`` when ``K = max + 1 <= N`` (a label value
+    never allocates more than the file's own size), else the distinct labels remapped to ``0..U-1`` in increasing
+    order, each named by its original id (so the names still match those of another file)."""
+    if not y.size:
+        return torch.zeros(0, dtype=torch.int64), []
+    top = int(y.max())
+    if top < y.shape[0]:
+        return torch.from_numpy(y.astype(np.int64)), [str(k) for k in range(top + 1)]
+    distinct, remapped = np.unique(y, return_inverse=True)
+    return torch.from_numpy(remapped.astype(np.int64).reshape(-1)), [str(int(v)) for v in distinct.tolist()]
 
 
 def load_npz(
@@ -82,7 +117,8 @@ def load_npz(
 
     Args:
         classes: class names; default the ``classes`` array of the file when present, else "0" .. "K-1" with
-            K = max label + 1.
+            K = max label + 1 when K <= N, else the distinct labels remapped to 0..U-1 and named by their ids
+            (labels are bounded by the class count: a huge label value cannot make the loader allocate).
         layout: None (infer), "NHWC" or "NCHW" for rank-4 images.
         name: dataset name; default the file stem.
 
@@ -97,9 +133,7 @@ def load_npz(
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot read {path} as .npz: {' '.join(str(err).split())}") from err
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(
-            f"{path} is a single .npy array, not an .npz archive; save with np.savez(images=..., ...)"
-        )
+        raise ValueError(f"{path} is a single .npy array, not an .npz archive; save with np.savez(images=..., ...)")
     with archive:
         present = sorted(archive.files)
         for key in (images_key, labels_key):
@@ -108,6 +142,9 @@ def load_npz(
                 raise ValueError(
                     f"{path} has no array {key!r}; it holds {present}{unlabelled if key == labels_key else ''}"
                 )
+        _check_fits_in_memory(archive, images_key, path, per_value=4)  # float32
+        if labels_key is not None:
+            _check_fits_in_memory(archive, labels_key, path, per_value=8)  # int64
         try:
             x = archive[images_key]
             y = archive[labels_key] if labels_key is not None else None
@@ -118,20 +155,21 @@ def load_npz(
     labels = None
     if y is not None:
         if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
-            raise ValueError(
-                f"labels in {path} must be a 1-D integer array, got shape {y.shape} dtype {y.dtype}"
-            )
+            raise ValueError(f"labels in {path} must be a 1-D integer array, got shape {y.shape} dtype {y.dtype}")
         if y.shape[0] != images.shape[0]:
             raise ValueError(f"{path} has {images.shape[0]} images but {y.shape[0]} labels; they must match")
         if y.size and int(y.min()) < 0:
             raise ValueError(f"labels in {path} must be class ids >= 0, got minimum {int(y.min())}")
-        labels = torch.from_numpy(y.astype(np.int64))
-        if classes is None:
-            count = int(y.max()) + 1 if y.size else 0
-            classes = (
-                [str(c) for c in file_classes.tolist()]
-                if file_classes is not None
-                else [str(k) for k in range(count)]
-            )
+        if classes is None and file_classes is not None:
+            classes = [str(c) for c in file_classes.tolist()]
+        if classes is not None:
+            if y.size and int(y.max()) >= len(classes):
+                raise BadInputError(
+                    f"labels in {path} go up to {int(y.max())} but only {len(classes)} classes are named: "
+                    f"number the classes 0..{len(classes) - 1} or extend the classes array"
+                )
+            labels = torch.from_numpy(y.astype(np.int64))
+        else:
+            labels, classes = _class_ids(y)
     names = [str(c) for c in classes] if classes is not None and labels is not None else []
     return ImageDataset(images, labels, names, name or path.stem)

@@ -37,6 +37,7 @@ from contrastkit._io import (
     check_weights_only_safe,
     load_torch_file,
 )
+from contrastkit.errors import ResumeMismatchError
 from contrastkit.models import backbone_from_config, load_backbone
 from contrastkit.models.backbone import jsonable
 from contrastkit.models.export import strip_wrapper_prefixes
@@ -231,6 +232,53 @@ def check_same_model(saved_config: Mapping[str, Any], expected_config: Any, wher
         raise CheckpointError(
             f"{where} was trained with model {_show_section(saved, shown)}; the config asks for "
             f"{_show_section(asked, shown)}: use the same model section or start a new run"
+        )
+
+
+RESUME_MAY_DIFFER = frozenset(
+    {
+        "trainer.max_epochs",
+        "trainer.max_steps",
+        "trainer.time_budget_minutes",
+        "trainer.checkpoint_every_steps",
+        "trainer.log_every_steps",
+        "trainer.progress_bar",
+        "trainer.collective_timeout",
+        "monitor.knn_every_epochs",
+        "model.init_from",
+    }
+)
+"""Config keys that ``--resume`` lets differ from the checkpoint's: the budget (a longer one continues the run;
+the learning-rate schedule then follows the new limit), logging / progress / checkpoint / monitor intervals, the
+DDP timeout, and ``model.init_from`` (the checkpoint's weights replace the initial ones). Every other key changes
+the run and must match."""
+
+
+def check_resume_config(saved_config: Mapping[str, Any], expected_config: Any, where: str = "checkpoint") -> None:
+    """Raise :class:`ResumeMismatchError` (one line) unless the two run configs agree on every key outside
+    :data:`RESUME_MAY_DIFFER`. The saved config is read through the schema first, so a key added to the schema
+    since the checkpoint was written compares at its default."""
+    from contrastkit.train.config import config_from_dict, config_to_dict
+
+    try:
+        saved = _flatten(config_to_dict(config_from_dict(saved_config)))
+    except ValueError as err:
+        raise ResumeMismatchError(
+            f"{where} holds a config this contrastkit cannot read ({' '.join(str(err).split())}): "
+            "start a new run with another --out"
+        ) from None
+    asked = _flatten(_as_dict(expected_config, "expected_config"))
+    differing = [
+        k for k in sorted(saved.keys() | asked.keys())
+        if k not in RESUME_MAY_DIFFER and saved.get(k, "<absent>") != asked.get(k, "<absent>")
+    ]  # fmt: skip
+    if differing:
+        shown = ", ".join(f"{k}: {saved.get(k, '<absent>')!r} -> {asked.get(k, '<absent>')!r}" for k in differing[:4])
+        more = f" (and {len(differing) - 4} more)" if len(differing) > 4 else ""
+        raise ResumeMismatchError(
+            f"--resume would change the run in {where}: {shown}{more}; resume with the run's config.yaml (only "
+            "the budget trainer.max_steps / max_epochs / time_budget_minutes and the log, checkpoint and monitor "
+            "intervals may differ), or drop --resume and choose another --out"
         )
 
 

@@ -129,6 +129,8 @@ class Engine:
         self.base_lrs = [group["lr"] for group in optimizers[0].param_groups]  # before a resume overwrites "lr"
         self.model, self.optimizers = rt.setup(model, optimizers)
         self.state = EngineState()
+        self.stop_signal: int | None = None  # set (e.g. by a signal handler) to stop after the step in flight
+        self.stopped_by: int | None = None  # the signal that stopped :meth:`run` early (agreed by every process)
 
     # ------------------------------------------------------------------------------------------------ state
 
@@ -274,9 +276,14 @@ class Engine:
 
     def run(self) -> EngineState:
         """:meth:`start`, :meth:`step` until ``max_steps`` or the time budget (whichever first), then every callback's
-        ``on_train_end``; returns the final :class:`EngineState`."""
+        ``on_train_end``; returns the final :class:`EngineState`. Setting ``stop_signal`` on any process stops every
+        process before the next step (``stopped_by`` tells which signal), with the callbacks' ``on_train_end``."""
         self.start()
         while not self.finished():
+            agreed = self.runtime.max_int(self.stop_signal or 0)  # a stop on any process stops them all
+            if agreed:
+                self.stopped_by = agreed
+                break
             self.step()
         for callback in self.callbacks:
             callback.on_train_end(self)

@@ -15,15 +15,20 @@ training before the optimiser step, keeping the last good checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import resource
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from contrastkit._io import check_writable_dir
+from contrastkit._io import CheckpointError, check_writable_dir
+from contrastkit.distributed import is_collective_failure, unresponsive_ranks
+from contrastkit.errors import CollectiveTimeoutError, TrainingInterrupted
 from contrastkit.train.builders import Data, build_data, build_engine
 from contrastkit.train.callbacks import Callback, MonitorContext, build_callbacks, check_callbacks
 from contrastkit.train.checkpoint import (
@@ -31,6 +36,7 @@ from contrastkit.train.checkpoint import (
     CHECKPOINT_DIR,
     LAST_CHECKPOINT,
     capture_rng_state,
+    check_resume_config,
     find_resume_checkpoint,
     load_training_checkpoint,
     restore_rng_state,
@@ -43,6 +49,7 @@ from contrastkit.train.monitors import TrainModule, bank_of, data_texts, evaluat
 from contrastkit.train.plots import FEW_EPOCHS
 from contrastkit.train.progress import Progress, TrainingBar
 from contrastkit.train.report import write_run_report
+from contrastkit.train.run_lock import RunLock, is_launching_process
 from contrastkit.train.runtime import Runtime, make_runtime
 
 __all__ = ["NonFiniteLossError", "fit"]
@@ -155,7 +162,7 @@ class _RunDirectory(StepCallback):
     def on_train_end(self, engine: Engine) -> None:
         if self.bar is not None:
             self.bar.close()
-        if self.knn_every is not None and self.monitored_at != engine.state.step:
+        if self.knn_every is not None and self.monitored_at != engine.state.step and engine.stopped_by is None:
             self.progress.say(f"final evaluation at step {engine.state.step}: held-out monitors")
             self.monitor(engine)
         self.save(engine, LAST_CHECKPOINT)
@@ -173,23 +180,35 @@ def fit(
 
     ``callbacks`` (:class:`contrastkit.train.callbacks.Callback`) run beside the ones the config switches on
     (``monitor.collapse``); their metrics join the monitors' at every monitor point.
+
+    The launching process holds the run directory's lock (:mod:`contrastkit.train.run_lock`) while it runs. Every
+    check of the input (the run directory, ``--resume`` against the checkpoint's config, the data) runs in every
+    process before the DDP processes start and before anything is written.
     """
     callbacks = build_callbacks(cfg) + check_callbacks(callbacks)
-    t = cfg.trainer
-    runtime = make_runtime(t.accelerator, t.devices, t.num_nodes, t.strategy, t.precision)
     run_dir = Path(run_dir)
-    if runtime.is_global_zero:
-        check_writable_dir(run_dir / CHECKPOINT_DIR)
-    resume_file = find_resume_checkpoint(run_dir) if resume else None
-    if resume and resume_file is None:
-        raise ValueError(f"--resume: no checkpoint in {run_dir / CHECKPOINT_DIR}: drop --resume to start afresh")
-    if not resume and runtime.is_global_zero and find_resume_checkpoint(run_dir) is not None:
-        raise ValueError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
-    checkpoint = load_training_checkpoint(resume_file, expected_config=config_to_dict(cfg)) if resume_file else None
+    lock = RunLock(run_dir) if is_launching_process() else None
+    created = not run_dir.exists()
+    if lock is not None:
+        check_writable_dir(run_dir)
+        lock.acquire()
+        for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):  # left by a killed writer (see contrastkit._io)
+            stale.unlink(missing_ok=True)
+    try:
+        return _fit(cfg, run_dir, resume, command, callbacks)
+    finally:
+        if lock is not None:
+            lock.release()
+            if created:  # a run that failed before writing anything leaves no empty folders behind
+                for folder in (run_dir / CHECKPOINT_DIR, run_dir):
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
 
-    data = build_data(cfg)
-    engine, module, data = build_engine(cfg, data, runtime=runtime)
-    if checkpoint is not None:
+
+def _restore(checkpoint: dict[str, Any], engine: Engine, module: TrainModule, file: Path | None) -> None:
+    """Load a checkpoint's weights, optimiser and loop state and RNG; one-line :class:`CheckpointError` when
+    they do not fit the run that the config builds."""
+    try:
         module.load_state_dict(checkpoint["model_state"])
         optimizers = [checkpoint["optimizer_state"]["method"]]
         if module.online_classifier is not None:
@@ -200,18 +219,112 @@ def fit(
              "optimizers": optimizers}
         )  # fmt: skip
         restore_rng_state(checkpoint["rng_state"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
+        what = f"entry {err.args[0]!r} is missing" if isinstance(err, KeyError) else " ".join(str(err).split())[:300]
+        raise CheckpointError(
+            f"--resume: checkpoint {file} does not fit the run this config builds ({what}): resume with the "
+            "run's own data and config.yaml, or drop --resume and choose another --out"
+        ) from None
+
+
+def _fit(cfg: Config, run_dir: Path, resume: bool, command: str, callbacks: list[Callback]) -> dict[str, Any]:
+    t = cfg.trainer
+    resume_file = find_resume_checkpoint(run_dir) if resume else None
+    if resume and resume_file is None:
+        raise ValueError(f"--resume: no checkpoint in {run_dir / CHECKPOINT_DIR}: drop --resume to start afresh")
+    if not resume and find_resume_checkpoint(run_dir) is not None:
+        raise ValueError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+    checkpoint = load_training_checkpoint(resume_file) if resume_file else None
+    if checkpoint is not None:
+        check_resume_config(checkpoint["config"], config_to_dict(cfg), where=f"checkpoint {resume_file}")
+    data = build_data(cfg)
+    runtime = make_runtime(t.accelerator, t.devices, t.num_nodes, t.strategy, t.precision, t.collective_timeout)
+    try:
+        return _train(cfg, run_dir, runtime, data, checkpoint, resume_file, command, callbacks)
+    except Exception as err:
+        if runtime.world_size > 1 and is_collective_failure(err):
+            raise _collective_timeout(runtime, t.collective_timeout) from None
+        raise
+
+
+def _collective_timeout(runtime: Runtime, timeout: float) -> CollectiveTimeoutError:
+    """The one-line error of a DDP collective that failed: names the ranks that stopped answering."""
+    missing = unresponsive_ranks(wait_s=min(3.0, timeout))
+    others = [r for r in (missing or []) if r != runtime.rank]
+    end_ranks = getattr(runtime, "end_ranks", None)
+    if end_ranks is not None:
+        end_ranks(others)
+    who = f"rank {', '.join(map(str, others))}" if others else "another rank"
+    return CollectiveTimeoutError(
+        f"{who} of {runtime.world_size} stopped answering (died, or no reply within trainer.collective_timeout="
+        f"{timeout:g} s), so rank {runtime.rank} ended the run: see what happened to that process (memory, "
+        "signals), then continue with --resume"
+    )
+
+
+def _train(
+    cfg: Config,
+    run_dir: Path,
+    runtime: Runtime,
+    data: Data,
+    checkpoint: dict[str, Any] | None,
+    resume_file: Path | None,
+    command: str,
+    callbacks: list[Callback],
+) -> dict[str, Any]:
+    if runtime.is_global_zero:
+        check_writable_dir(run_dir / CHECKPOINT_DIR)
+    engine, module, data = build_engine(cfg, data, runtime=runtime)
+    if checkpoint is not None:
+        _restore(checkpoint, engine, module, resume_file)
     directory = _RunDirectory(cfg, run_dir, runtime, module, data, callbacks)
     engine.callbacks.append(directory)
     if runtime.is_global_zero:
         dump_config(cfg, run_dir / "config.yaml")
     directory.start(engine, checkpoint)
     try:
-        engine.run()
+        with _stop_on_signals(engine):
+            engine.run()
     except NonFiniteLossError as err:
         last = find_resume_checkpoint(run_dir)
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
         raise NonFiniteLossError(f"{err}; {kept}; lower optim.lr or use trainer.precision=32") from None
-    return _summarise(cfg, engine, runtime, data, command, run_dir, directory)
+    summary = _summarise(cfg, engine, runtime, data, command, run_dir, directory)
+    if engine.stopped_by is not None:
+        name = signal.Signals(engine.stopped_by).name
+        raise TrainingInterrupted(
+            f"stopped by {name} after step {engine.state.step}: saved {run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT} "
+            f"and {run_dir / 'report.md'}; continue with --resume",
+            engine.stopped_by,
+        )
+    return summary
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop a run cleanly: the step in flight finishes, ``last.ckpt`` and the report are written, then
+:class:`~contrastkit.errors.TrainingInterrupted` (exit 130 / 143). SLURM's pre-emption and Kubernetes send
+SIGTERM. A second signal of the same kind while saving takes its default action (the files stay whole: atomic)."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals(engine: Engine) -> Iterator[None]:
+    """While training, :data:`STOP_SIGNALS` set ``engine.stop_signal`` instead of killing the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def handle(signum: int, frame: object) -> None:
+        engine.stop_signal = signum
+        signal.signal(signum, previous[signum] if signum != signal.SIGTERM else signal.SIG_DFL)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _summarise(
@@ -233,6 +346,8 @@ def _summarise(
         "precision": runtime.precision,
         "world_size": runtime.world_size,
     }
+    if engine.stopped_by is not None:
+        summary["stopped_by"] = signal.Signals(engine.stopped_by).name
     if not runtime.is_global_zero:
         return summary
     if data.eval is not None:
@@ -257,6 +372,8 @@ def _summarise(
             class_names=data.eval.classes if data.eval is not None else None,
         )  # fmt: skip
     acc = summary["metrics"].get("knn_top1")
+    if engine.stopped_by is not None:  # the caller prints the one line of a stopped run
+        return summary
     print(
         f"done: {summary['epochs']:.2f} epochs, {state.step} steps in {state.elapsed:.0f} s, "
         f"{summary['images_per_s']:.0f} images/s, peak memory {summary['peak_memory_mb']:.0f} MB"

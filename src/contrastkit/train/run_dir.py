@@ -12,8 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit import accel
-from contrastkit._io import CheckpointError, atomic_write_text
+from contrastkit._io import TRAIN_FORMAT, CheckpointError, atomic_write_text, load_torch_file
 from contrastkit.data import ImageDataset
+from contrastkit.errors import OverwriteRefusedError
 from contrastkit.evaluate.protocols import evaluate_features
 from contrastkit.models import export_backbone
 from contrastkit.train.builders import Data, build_data, build_method
@@ -44,8 +45,54 @@ def _open_run(run_dir: str | Path, which: str = "last") -> tuple[Config, dict[st
     return cfg, load_training_checkpoint(file, expected_config=cfg)
 
 
-def export_run(run_dir: str | Path, out: str | Path, which: str = "last") -> Path:
-    """``contrastkit export``: the backbone-only file that :func:`contrastkit.models.load_backbone` reads."""
+def is_run_directory(folder: Path) -> bool:
+    """A folder written by ``contrastkit train``: it holds ``config.yaml`` and a ``checkpoints/`` folder."""
+    return (folder / "config.yaml").is_file() and (folder / CHECKPOINT_DIR).is_dir()
+
+
+def _is_training_checkpoint(file: Path) -> bool:
+    if file.suffix == ".ckpt" or file.parent.name == CHECKPOINT_DIR:
+        return True
+    try:
+        payload = load_torch_file(file, what="file")
+    except CheckpointError:
+        return False
+    return isinstance(payload, dict) and payload.get("format") == TRAIN_FORMAT
+
+
+def check_export_target(out: str | Path, *, force: bool = False) -> Path:
+    """Refuse an ``export --out`` that would replace a training checkpoint or a file inside a run directory (never
+    allowed), or any other existing file unless ``force``; a new file (also inside a run directory) is fine."""
+    target = Path(out).expanduser()
+    if target.is_dir():
+        raise OverwriteRefusedError(
+            f"--out {target} is a directory: name a file inside it, e.g. {target / 'backbone.pt'}"
+        )
+    if not target.exists():
+        return target
+    resolved = target.resolve()
+    inside = next((folder for folder in resolved.parents if is_run_directory(folder)), None)
+    if inside is not None:
+        raise OverwriteRefusedError(
+            f"--out {target} would replace a file of the run directory {inside}: choose a new file name"
+        )
+    if _is_training_checkpoint(resolved):
+        raise OverwriteRefusedError(
+            f"--out {target} is a training checkpoint and is never replaced: choose another --out"
+        )
+    if not force:
+        raise OverwriteRefusedError(
+            f"--out {target} already exists: pass --force to replace it, or choose another --out"
+        )
+    return target
+
+
+def export_run(run_dir: str | Path, out: str | Path, which: str = "last", *, force: bool = False) -> Path:
+    """``contrastkit export``: the backbone-only file that :func:`contrastkit.models.load_backbone` reads.
+
+    ``out`` must not replace a checkpoint or a file of a run directory; another existing file needs ``force``
+    (:func:`check_export_target`, checked before the checkpoint is read)."""
+    check_export_target(out, force=force)
     cfg, checkpoint = _open_run(run_dir, which)
     metadata = {"run_dir": str(run_dir), "config": cfg.name, "step": checkpoint["step"], "checkpoint": which}
     return export_backbone(backbone_of(checkpoint), out, metadata=metadata)
