@@ -44,7 +44,7 @@ def test_loss_adds_the_adversarial_term_and_the_attack_leaves_no_gradient() -> N
     assert torch.allclose(out["loss"], out["nce"] + 0.7 * out["adversarial_nce"], atol=1e-6)
     assert out["adversarial_nce"] > 0 and out["flips"] >= 0
     out["loss"].backward()
-    assert all(p.grad is not None for p in model.encoder.parameters())
+    assert all(p.grad is not None for p in model.backbone.parameters())
 
 
 def test_the_attack_raises_the_contrastive_loss_of_the_gcn() -> None:
@@ -61,7 +61,7 @@ def test_the_attack_raises_the_contrastive_loss_of_the_gcn() -> None:
 
     def contrast(x: torch.Tensor, a: torch.Tensor) -> float:
         with torch.no_grad():
-            return float(grace_loss(anchor, model.projection_head(model.encoder.forward_dense(x, a)), 0.5))
+            return float(grace_loss(anchor, model.projection_head(model.backbone.forward_dense(x, a)), 0.5))
 
     clean = contrast(graph.x, adj)
     assert contrast(adv.x, adj + adv.relaxed * flip_map(adj)) > clean + 1e-3  # relaxed S, before the draw

@@ -42,7 +42,7 @@ def test_loss_is_grace_of_the_seeded_views() -> None:
     generator = torch.Generator().manual_seed(0)
     (x1, e1), (x2, e2) = graph_views(graph.x, graph.edge_index, edge_drop=(0.2, 0.4), feature_mask=(0.3, 0.4),
                                      generator=generator)  # fmt: skip
-    u, v = model.projection_head(model.encoder(x1, e1)), model.projection_head(model.encoder(x2, e2))
+    u, v = model.projection_head(model.backbone(x1, e1)), model.projection_head(model.backbone(x2, e2))
     assert torch.allclose(out["loss"], grace_loss(u, v, 0.5), atol=1e-6)
     assert int(model.view_steps) == 1  # the next step draws other views
     assert not torch.allclose(model.training_step(Batch(graph=graph))["loss"], out["loss"])

@@ -23,8 +23,8 @@ def test_a_graph_config_builds_a_gcn_and_trains_on_subgraphs() -> None:
     engine, module, data = build_engine(cfg)
     assert len(data.train) == 120 and data.eval is None and data.train.num_classes == 4
     method = module.method
-    assert type(method).__name__ == "ARIEL" and method.encoder.num_layers == 2
-    assert method.encoder.in_dim == data.train.num_features and method.encoder.hidden_dim == 128
+    assert type(method).__name__ == "ARIEL" and method.backbone.num_layers == 2
+    assert method.backbone.in_dim == data.train.num_features and method.backbone.hidden_dim == 128
     engine.run()
     assert int(method.view_steps) == 2 and engine.state.step == 2
     grace = load_config(CONFIG, [*CSBM, "method.name=grace", "data.batch_size=120"])

@@ -145,7 +145,7 @@ class ARIEL(GRACE):
         budget = self.edge_budget_ratio * float(adj.triu(1).sum())
 
         def contrast(x_perturbed: Tensor, adj_perturbed: Tensor) -> Tensor:
-            projected = self.projection_head(self.encoder.forward_dense(x_perturbed, adj_perturbed))
+            projected = self.projection_head(self.backbone.forward_dense(x_perturbed, adj_perturbed))
             return grace_loss(anchor, projected, self.temperature, chunk_size=self.chunk_size)
 
         modes = [m.training for m in self.modules()]
@@ -180,7 +180,7 @@ class ARIEL(GRACE):
         flips = 0
         if eps_t > 0:
             adversarial = self.adversarial_view(graph.x, graph.edge_index, u1.detach(), generator)
-            u_adv = self.projection_head(self.encoder.forward_dense(adversarial.x, adversarial.adj))
+            u_adv = self.projection_head(self.backbone.forward_dense(adversarial.x, adversarial.adj))
             adversarial_nce = grace_loss(u1, u_adv, self.temperature, chunk_size=self.chunk_size)
             loss = loss + eps_t * adversarial_nce
             out["adversarial_nce"] = adversarial_nce.detach()

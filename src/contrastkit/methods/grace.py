@@ -70,7 +70,7 @@ class GRACE(MethodHooks, nn.Module):
         hidden = int(getattr(encoder, "num_features", 0))
         if hidden <= 0:
             raise ValueError("encoder needs a positive `num_features` attribute (its output size)")
-        self.encoder = encoder
+        self.backbone = encoder
         self.projection_head = GraphProjectionHead(hidden, projection_dim)
         self.temperature, self.chunk_size = float(temperature), chunk_size
         self.edge_drop, self.feature_mask = tuple(edge_drop), tuple(feature_mask)
@@ -87,14 +87,14 @@ class GRACE(MethodHooks, nn.Module):
 
     def embed_graph(self, x: Tensor, edge_index: Tensor) -> Tensor:
         """The node representations ``f(x, A)`` ``[n, h]``."""
-        return self.encoder(x, edge_index)
+        return self.backbone(x, edge_index)
 
     def embed(self, x: Tensor) -> Tensor:
         raise ValueError("GRACE embeds nodes of a graph: call embed_graph(x, edge_index)")
 
     def project(self, x: Tensor, edge_index: Tensor) -> Tensor:
         """``g(f(x, A))`` ``[n, h]``: the projections the loss compares."""
-        return self.projection_head(self.encoder(x, edge_index))
+        return self.projection_head(self.backbone(x, edge_index))
 
     def step_generator(self) -> torch.Generator:
         """The generator of this step's random draws, seeded by ``(seed, view_steps)``."""

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from contrastkit.models.backbone import positive_int
+from contrastkit.models.backbone import Backbone, positive_int
 
 ACTIVATIONS: tuple[str, ...] = ("prelu", "relu", "rrelu")
 Activation = Literal["prelu", "relu", "rrelu"]
@@ -61,7 +61,7 @@ def normalized_adjacency(adj: Tensor) -> Tensor:
     return deg_inv_sqrt.unsqueeze(1) * a_hat * deg_inv_sqrt.unsqueeze(0)
 
 
-class GCNEncoder(nn.Module):
+class GCNEncoder(Backbone):
     """Stack of ``num_layers`` GCN layers, each followed by the activation: ``x: [n, F] -> z: [n, h]``.
 
     Widths (GRACE/ARIEL): ``F -> 2h -> ... -> 2h -> h`` (two layers: ``F -> 2h -> h``; one layer: ``F -> h``).
@@ -69,7 +69,9 @@ class GCNEncoder(nn.Module):
     layer. As in the GRACE code, ONE activation module is shared by all layers (so ``"prelu"`` has a single
     learnable slope). ``"rrelu"`` is random in ``train()`` and deterministic in ``eval()``.
 
-    ``num_features`` (= ``hidden_dim``) is the output width, the contrastkit backbone convention.
+    ``num_features`` (= ``hidden_dim``) is the output width, the contrastkit backbone convention; ``config``
+    (``{"name": "gcn", ...}``, registered in :data:`contrastkit.models.BACKBONES`) rebuilds it, so a trained GCN
+    exports like an image backbone (``contrastkit export``). ``in_channels`` is the node feature count.
     """
 
     def __init__(
@@ -79,10 +81,11 @@ class GCNEncoder(nn.Module):
         num_layers: int = 2,
         activation: Activation = "prelu",
     ) -> None:
-        super().__init__()
         in_dim = positive_int("in_dim", in_dim)
         hidden_dim = positive_int("hidden_dim", hidden_dim)
         num_layers = positive_int("num_layers", num_layers)
+        kwargs = {"in_dim": in_dim, "hidden_dim": hidden_dim, "num_layers": num_layers, "activation": activation}
+        super().__init__("gcn", kwargs)
         self.activation = _make_activation(activation)
         try:
             from torch_geometric.nn import GCNConv
@@ -100,6 +103,7 @@ class GCNEncoder(nn.Module):
         self.num_layers = num_layers
         self.activation_name = activation
         self.num_features = hidden_dim
+        self.in_channels = in_dim
 
     def _check_x(self, x: Tensor) -> None:
         if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.in_dim:

@@ -13,6 +13,7 @@ from typing import Any
 
 from contrastkit.models.backbone import Backbone
 from contrastkit.models.convnet import convnet
+from contrastkit.models.graph import GCNEncoder
 from contrastkit.models.mlp import residual_mlp
 from contrastkit.models.resnet import ResNet, resnet18, resnet34, resnet50
 
@@ -22,6 +23,7 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
     "resnet50": resnet50,
     "convnet": convnet,
     "residual_mlp": residual_mlp,
+    "gcn": GCNEncoder,  # node encoder of graph methods: forward(x [n, F], edge_index [2, E])
     "resnet": ResNet,  # generic: kwargs carry block and layers
 }
 

@@ -136,14 +136,14 @@ def evaluate_arm(method: Any, data: Any, seed: int, quick: bool) -> dict[str, fl
         anchor = method.projection_head(method.embed_graph(x, edges))
 
     def contrast(x_attacked: torch.Tensor, adj_attacked: torch.Tensor) -> torch.Tensor:
-        projected = method.projection_head(method.encoder.forward_dense(x_attacked, adj_attacked))
+        projected = method.projection_head(method.backbone.forward_dense(x_attacked, adj_attacked))
         return grace_loss(anchor, projected, method.temperature)
 
     undirected = float(adj.triu(1).sum())
     attack = pgd_graph_attack(contrast, x, adj, budget=PGD_BUDGET * undirected, steps=5, alpha=200.0,
                               attack_features=False, generator=torch.Generator().manual_seed(seed))  # fmt: skip
     with torch.no_grad():
-        attacked = _accuracy(method.encoder.forward_dense(x, attack.adj), labels, seed, quick)
+        attacked = _accuracy(method.backbone.forward_dense(x, attack.adj), labels, seed, quick)
     out.update(accuracy_pgd20=attacked.mean, drop_pgd20=clean.mean - attacked.mean,
                pgd_flips_share=attack.flips / max(undirected, 1.0))  # fmt: skip
     stats = graph_statistics(graph)
