@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a run's backbone with frozen-feature protocols",
                        formatter_class=formatter)  # fmt: skip
     e.add_argument("run_dir", help="a run directory written by contrastkit train")
-    e.add_argument("--protocol", default="all", choices=["knn", "linear", "nmi", "all"],
-                   help="weighted kNN, linear probe (L-BFGS), k-means NMI/ARI, or all three")  # fmt: skip
+    e.add_argument("--protocol", default="all", choices=["knn", "linear", "nmi", "node", "all"],
+                   help="weighted kNN, linear probe (L-BFGS), k-means NMI/ARI, or all three; graph runs: node "
+                   "classification (node; all = node)")  # fmt: skip
     e.add_argument("--checkpoint", default="last", choices=["last", "best"],
                    help="which checkpoint of the run: the last one or the best by the monitored metric")  # fmt: skip
     e.add_argument("--no-baselines", action="store_true", help="skip the same protocols on the untrained network "

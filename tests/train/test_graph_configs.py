@@ -62,3 +62,30 @@ def test_batch_larger_than_the_graph_is_refused() -> None:
     cfg = load_config(CONFIG, [*CSBM, "data.batch_size=500"])
     with pytest.raises(ValueError, match="larger than the 120 nodes"):
         build_engine(cfg)
+
+
+def test_a_graph_run_evaluates_by_node_classification_and_exports_its_gcn(tmp_path: Path) -> None:
+    import torch
+
+    from contrastkit.models import load_backbone
+    from contrastkit.train.loop import fit
+    from contrastkit.train.run_dir import evaluate_run, export_run, method_of
+
+    run = tmp_path / "run"
+    cfg = load_config(CONFIG, [*CSBM, "trainer.max_steps=4"])
+    fit(cfg, run, command="test")
+    result = evaluate_run(run)
+    metrics = result["metrics"]
+    assert 0.25 < metrics["node_accuracy"] <= 1 and 0 < metrics["node_accuracy_raw_features"] <= 1
+    assert "node_accuracy_random_init" in metrics and "raw features" in (run / "report.md").read_text()
+    with pytest.raises(ValueError, match="--protocol node"):
+        evaluate_run(run, "knn")
+    file = export_run(run, tmp_path / "gcn.pt")
+    encoder = load_backbone(file)
+    from contrastkit.train.checkpoint import load_training_checkpoint
+
+    checkpoint = load_training_checkpoint(run / "checkpoints" / "last.ckpt")
+    method = method_of(load_config(run / "config.yaml"), checkpoint, build_engine(cfg)[2].train)
+    graph = build_engine(cfg)[2].train.graph
+    with torch.no_grad():
+        assert torch.equal(encoder(graph.x, graph.edge_index), method.embed_graph(graph.x, graph.edge_index))

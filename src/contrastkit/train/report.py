@@ -41,7 +41,11 @@ __all__ = [
 ]  # fmt: skip
 
 EVALUATION_FILE = "evaluation.json"
-BASELINE_NAMES = {"random_init": "random init (untrained)", "raw_pixels": "raw pixels"}
+BASELINE_NAMES = {
+    "random_init": "random init (untrained)",
+    "raw_pixels": "raw pixels",
+    "raw_features": "raw features",  # graph runs: the node features
+}
 _START, _END = "<!-- evaluation: written by contrastkit evaluate -->", "<!-- /evaluation -->"
 
 MONITOR_KEY_PATTERN = re.compile(r"knn|probe|rank")
@@ -196,13 +200,16 @@ def evaluation_lines(evaluation: Mapping[str, Any]) -> list[str]:
     if not records:
         return []
     lines = ["## Evaluation (`contrastkit evaluate`)", ""]
-    lines += ["| Metric | Checkpoint (step) | Trained | " + " | ".join(BASELINE_NAMES.values()) + " | Protocol |"]
-    lines += ["|---|---|---|" + "---|" * len(BASELINE_NAMES) + "---|"]
+    present = {b for r in records for values in r.get("baselines", {}).values() for b in values}
+    kinds = [b for b in BASELINE_NAMES if b in present] or ["random_init", "raw_pixels"]  # graph runs: raw features
+    header = " | ".join(BASELINE_NAMES[b] for b in kinds)
+    lines += [f"| Metric | Checkpoint (step) | Trained | {header} | Protocol |"]
+    lines += ["|---|---|---|" + "---|" * len(kinds) + "---|"]
     features: dict[str, str] = {}
     for record in records:
         for name, value in record["metrics"].items():
             base = record.get("baselines", {}).get(name, {})
-            cells = [_format(base[b]) if b in base else "-" for b in BASELINE_NAMES]
+            cells = [_format(base[b]) if b in base else "-" for b in kinds]
             where = f"{record['checkpoint']} ({record.get('step')})"
             lines.append(
                 f"| {name} | {where} | {_format(value)} | {' | '.join(cells)} | {_format(record['protocols'][name])} |"
@@ -210,7 +217,7 @@ def evaluation_lines(evaluation: Mapping[str, Any]) -> list[str]:
         features.update(record.get("baseline_features", {}))
     if features:
         told = "; ".join(f"{BASELINE_NAMES.get(b, b)}: {t.removeprefix('features: ')}" for b, t in features.items())
-        lines += ["", f"Baselines: the same protocol (same memory bank, queries, k, T) on other features: {told}."]
+        lines += ["", f"Baselines: the same protocol (same data, splits and settings) on other features: {told}."]
     for record in records:
         for name, value, base in _below_random_init(record):
             what = f"{metric_label(name, unit=False)} of the {record['checkpoint']} checkpoint, {_plain(name, value)},"

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from contrastkit import accel
 from contrastkit._io import TRAIN_FORMAT, CheckpointError, atomic_write_text, load_torch_file
-from contrastkit.data import ImageDataset
+from contrastkit.data import GraphDataset, ImageDataset
 from contrastkit.errors import OverwriteRefusedError
 from contrastkit.evaluate.protocols import evaluate_features
 from contrastkit.models import export_backbone
@@ -26,11 +26,12 @@ from contrastkit.train.checkpoint import (
     load_training_checkpoint,
 )
 from contrastkit.train.config import Config, load_config
+from contrastkit.train.graph_evaluation import GRAPH_PROTOCOL, node_classification_record
 from contrastkit.train.monitors import data_texts, embed_images, features_note
 from contrastkit.train.progress import Progress
 from contrastkit.train.report import EVALUATION_FILE, read_evaluation, update_report_evaluation
 
-PROTOCOLS = ("knn", "linear", "nmi", "all")
+PROTOCOLS = ("knn", "linear", "nmi", "node", "all")  # node: graph runs (node classification)
 
 
 def _open_run(run_dir: str | Path, which: str = "last") -> tuple[Config, dict[str, Any]]:
@@ -98,7 +99,7 @@ def export_run(run_dir: str | Path, out: str | Path, which: str = "last", *, for
     return export_backbone(backbone_of(checkpoint), out, metadata=metadata)
 
 
-def method_of(cfg: Config, checkpoint: dict[str, Any], train: ImageDataset) -> nn.Module:
+def method_of(cfg: Config, checkpoint: dict[str, Any], train: ImageDataset | GraphDataset) -> nn.Module:
     """The trained method of a run, rebuilt from its config and checkpoint (eval mode); ``model.init_from`` is not
     read again (the checkpoint holds the trained weights)."""
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_from=None))
@@ -112,7 +113,7 @@ def method_of(cfg: Config, checkpoint: dict[str, Any], train: ImageDataset) -> n
     return method.eval()
 
 
-def untrained_method(cfg: Config, train: ImageDataset) -> nn.Module:
+def untrained_method(cfg: Config, train: ImageDataset | GraphDataset) -> nn.Module:
     """The run's method at its initial weights (eval mode): built after ``torch.manual_seed(trainer.seed)``, as
     :func:`contrastkit.train.builders.build_engine` builds it, without ``model.init_from``; the global RNG is
     left as it was."""
@@ -144,6 +145,10 @@ def evaluate_run(
         raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     cfg, checkpoint = _open_run(run_dir, which)
     data = build_data(cfg)
+    if isinstance(data.train, GraphDataset):
+        return _evaluate_graph_run(run_dir, cfg, checkpoint, data.train, protocol, which, baselines)
+    if protocol == GRAPH_PROTOCOL:
+        raise ValueError(f"--protocol {GRAPH_PROTOCOL} is for graph runs; {run_dir} trained on images")
     config_file = Path(run_dir) / "config.yaml"
     if data.eval is None:
         raise ValueError(
@@ -213,6 +218,30 @@ def evaluate_run(
     update_report_evaluation(run_dir)
     result["seconds"] = round(time.perf_counter() - started, 1)
     show.say(f"evaluation: {result['seconds']:.0f} s")
+    return result
+
+
+def _evaluate_graph_run(run_dir: str | Path, cfg: Config, checkpoint: dict[str, Any], train: GraphDataset,
+                        protocol: str, which: str, baselines: bool) -> dict[str, Any]:  # fmt: skip
+    """``evaluate_run`` for a graph run: the ``node`` protocol (:mod:`contrastkit.train.graph_evaluation`)."""
+    if protocol not in (GRAPH_PROTOCOL, "all"):
+        raise ValueError(f"{run_dir} trained on a graph: evaluate it with --protocol {GRAPH_PROTOCOL} (or all)")
+    started = time.perf_counter()
+    method = method_of(cfg, checkpoint, train)
+    untrained = untrained_method(cfg, train) if baselines else None
+    record = node_classification_record(method, untrained, train.graph, cfg.trainer.seed, which, checkpoint["step"])
+    evaluation = read_evaluation(run_dir)
+    evaluation["run_dir"] = str(run_dir)
+    evaluation["evaluations"].setdefault(GRAPH_PROTOCOL, {})[which] = record
+    atomic_write_text(Path(run_dir) / EVALUATION_FILE, json.dumps(evaluation, indent=2) + "\n")
+    update_report_evaluation(run_dir)
+    result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": which, "step": checkpoint["step"]}
+    result["metrics"], result["protocols"] = dict(record["metrics"]), dict(record["protocols"])
+    for metric, values in record.get("baselines", {}).items():
+        for kind, value in values.items():
+            result["metrics"][f"{metric}_{kind}"] = value
+            result["protocols"][f"{metric}_{kind}"] = record["baseline_features"][kind]
+    result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
 
