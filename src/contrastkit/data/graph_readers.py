@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from contrastkit.data.debian import deb_files, extracted_root
+from contrastkit.data.graphs import _require_pyg
 from contrastkit.data.registry import DatasetNotInstalledError
 
 if TYPE_CHECKING:
@@ -70,13 +71,6 @@ GT_VALUE_TYPES: tuple[tuple[str, str | None], ...] = (
     ("vector<string>", None),
     ("python::object", None),
 )
-
-
-def _require_pyg() -> None:
-    try:
-        import torch_geometric  # noqa: F401
-    except ImportError as err:
-        raise ImportError("graph data need torch_geometric: `pip install contrastkit[graph]`") from err
 
 
 def undirected_simple_edges(edges: Tensor | np.ndarray, num_nodes: int) -> Tensor:
