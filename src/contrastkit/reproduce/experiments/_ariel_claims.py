@@ -1,5 +1,5 @@
-"""The hypotheses and gates of ``contrastkit reproduce ariel`` and ``ariel-csbm`` (Feng et al., WWW 2022),
-declared before any run. Arms are ``METHOD-DATASET`` (:mod:`._ariel_setup`).
+"""The hypotheses and gates of ``contrastkit reproduce ariel``, ``ariel-csbm`` and ``ariel-polblogs`` (Feng et al.,
+WWW 2022), declared before any run. Arms are ``METHOD-DATASET`` (:mod:`._ariel_setup`).
 
 The paper's claims at the scale of the spec's CPU reproduction (ariel.md section 7): ARIEL's adversarial view
 improves node classification over GRACE, and the learned encoder loses less accuracy when the graph is attacked.
@@ -39,7 +39,7 @@ def _gates(d: str) -> list[Gate]:
     ]  # fmt: skip
 
 
-GATES = {d: _gates(d) for d in ("fashion", "csbm")}
+GATES = {d: _gates(d) for d in ("fashion", "csbm", "polblogs")}
 
 
 def _claims(d: str) -> list[Hypothesis]:
@@ -70,4 +70,4 @@ def _claims(d: str) -> list[Hypothesis]:
     return claims
 
 
-HYPOTHESES = {d: _claims(d) for d in ("fashion", "csbm")}
+HYPOTHESES = {d: _claims(d) for d in ("fashion", "csbm", "polblogs")}

@@ -9,7 +9,10 @@ step per epoch, 300-2,000 epochs by dataset):
   10 neighbours by cosine on PCA-50, binarised row-normalised pixels; edge homophily ~0.73, average degree ~14.6),
   subgraphs of 1,000 nodes (``reproduce/configs/ariel_fashion.yaml``);
 * ``ariel-csbm``, a contextual stochastic block model drawn with the seed (1,000 nodes, 4 classes, homophily
-  ~0.8, degree ~7.8), subgraphs of 500 nodes (``reproduce/configs/ariel_csbm.yaml``).
+  ~0.8, degree ~7.8), subgraphs of 500 nodes (``reproduce/configs/ariel_csbm.yaml``);
+* ``ariel-polblogs``, a real graph: the political blogs of Adamic and Glance (2005) from graph-tool's collection
+  (1,490 nodes of which 266 isolated, 2 classes, homophily 0.91, no node features: one-hot degree), subgraphs of
+  500 nodes (``reproduce/configs/ariel_polblogs.yaml``).
 
 Both use the Cora settings of ARIEL's current code (``attack_variant: current``). Arms and evaluation:
 :mod:`._ariel_setup`; hypotheses, margins and gates: :mod:`._ariel_claims`. The paper's graphs (Cora, CiteSeer,
@@ -83,6 +86,8 @@ _SETTINGS = {
                 "about 2 hours on 2 cores (25 trained arm-seeds, ~5 min each)"),
     "csbm": ("ariel-csbm", "a contextual stochastic block model of 1,000 nodes (subgraphs of 500 nodes)",
              "about 40 minutes on 2 cores (20 trained arm-seeds)"),
+    "polblogs": ("ariel-polblogs", "polblogs (1,490 political blogs, 2 classes, one-hot degree features; subgraphs "
+                 "of 500 nodes)", "about 40 minutes on 2 cores (20 trained arm-seeds)"),
 }  # fmt: skip
 for _dataset, (_name, _where, _duration) in _SETTINGS.items():
     register_experiment(
