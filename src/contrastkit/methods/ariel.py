@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from contrastkit.augment.graph_attack import DISCRETISATIONS, EDGE_STEPS, pgd_graph_attack
+from contrastkit.augment.graph_attack import DISCRETISATIONS, EDGE_STEPS, AdversarialGraph, pgd_graph_attack
 from contrastkit.data.batch import Batch
 from contrastkit.losses import grace_loss
 from contrastkit.method_registry import (
@@ -133,10 +133,12 @@ class ARIEL(GRACE):
         """``eps_t = eps * gamma^floor((step + 1) / period)`` at the 0-based step ``step``."""
         return self.eps * self.curriculum_gamma ** ((step + 1) // self.curriculum_period)
 
-    def adversarial_view(self, x: Tensor, edge_index: Tensor, anchor: Tensor, generator: torch.Generator):
-        """PGD on the un-augmented subgraph ``(x [n, F], edge_index)`` against the fixed projections ``anchor``
-        ``[n, d]`` of view 1, with the model frozen in ``attack_model_mode``; an
-        :class:`~contrastkit.augment.AdversarialGraph`."""
+    def adversarial_view(
+        self, x: Tensor, edge_index: Tensor, view1: tuple[Tensor, Tensor], generator: torch.Generator
+    ) -> AdversarialGraph:
+        """PGD on the un-augmented subgraph ``(x [n, F], edge_index)`` against the projections of view 1
+        ``(x1, e1)``, with the model frozen in ``attack_model_mode`` (the anchor is projected in that mode too, as
+        the code does); an :class:`~contrastkit.augment.AdversarialGraph`."""
         from contrastkit.models.graph import dense_adjacency
 
         n = x.shape[0]
@@ -151,6 +153,8 @@ class ARIEL(GRACE):
         modes = [m.training for m in self.modules()]
         self.train(self.attack_model_mode == "train")
         try:
+            with torch.no_grad():
+                anchor = self.project(*view1)
             return pgd_graph_attack(contrast, x, adj, budget=budget, steps=self.pgd_steps, alpha=self.alpha,
                                     beta=self.beta, feature_box=self.feature_box, edge_step=self.edge_step,
                                     bisection_tol=self.bisection_tol, symmetric=self.symmetric_attack,
@@ -179,7 +183,7 @@ class ARIEL(GRACE):
         eps_t = self.adversarial_weight(step)
         flips = 0
         if eps_t > 0:
-            adversarial = self.adversarial_view(graph.x, graph.edge_index, u1.detach(), generator)
+            adversarial = self.adversarial_view(graph.x, graph.edge_index, (x1, e1), generator)
             u_adv = self.projection_head(self.backbone.forward_dense(adversarial.x, adversarial.adj))
             adversarial_nce = grace_loss(u1, u_adv, self.temperature, chunk_size=self.chunk_size)
             loss = loss + eps_t * adversarial_nce
