@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from contrastkit.cli import main
 
@@ -52,7 +53,36 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "afile").write_text("a file, not a directory")
     (root / "copy.ckpt").write_bytes((root / "run" / "checkpoints" / "last.ckpt").read_bytes())
     (root / "notarun").mkdir()
+    (root / "text.npz").write_text("hello")  # 5 bytes of text: not a zip archive, not pickled data
+    flat = root / "flat"  # images without class sub-folders
+    flat.mkdir()
+    for i in range(10):
+        _png(flat / f"{i}.png", 8)
+    (root / "sizes" / "cat").mkdir(parents=True)
+    _png(root / "sizes" / "cat" / "a.png", 8)
+    _png(root / "sizes" / "cat" / "b.png", 9)
+    _copy_run(root / "run", root / "blocked").joinpath("evaluation.json").mkdir()  # evaluate's output is in the way
+    unlabelled = _copy_run(root / "run", root / "unlabelled_run")  # eval_split set, but no labels to evaluate
+    cfg = yaml.safe_load((unlabelled / "config.yaml").read_text())
+    cfg["data"].update(
+        name="folder", path=str(flat), labelled=False, eval_split="test", eval_fraction=0.5, batch_size=4
+    )
+    (unlabelled / "config.yaml").write_text(yaml.safe_dump(cfg))
     return root
+
+
+def _png(path: Path, size: int) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.full((size, size), 128, np.uint8)).save(path)
+
+
+def _copy_run(run: Path, to: Path) -> Path:
+    for file in run.rglob("*"):
+        if file.is_file():
+            (to / file.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
+            (to / file.relative_to(run)).write_bytes(file.read_bytes())
+    return to
 
 
 def train(*args: str) -> Callable[[Path], list[str]]:
@@ -130,6 +160,28 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
     "init_from a missing path": train("model.init_from=/nonexistent"),
     "init_from a folder that is not a run": lambda w: train(f"model.init_from={w / 'notarun'}")(w),
     "init_from another architecture": lambda w: train(f"model.init_from={w / 'run'}", "model.width=0.25")(w),
+    # issue 18: the keys of the divergence guards, and hints that name the key or flag of the command at hand
+    "keep no checkpoints": train("trainer.keep_checkpoints=0"),
+    "loss explosion factor not above 1": train("trainer.loss_explosion_factor=0.5"),
+    "loss explosion over no steps": train("trainer.loss_explosion_factor=10", "trainer.loss_explosion_steps=0"),
+    "npz that is a 5-byte text file": lambda w: train("data.name=npz", f"data.path={w / 'text.npz'}")(w),
+    "folder without class sub-folders": lambda w: train("data.name=folder", f"data.path={w / 'flat'}")(w),
+    "folder images of different sizes": lambda w: train("data.name=folder", f"data.path={w / 'sizes'}")(w),
+    "evaluate a run without a held-out split": lambda w: ["evaluate", str(w / "run")],
+    "evaluate a run with a held-out split but no labels": lambda w: ["evaluate", str(w / "unlabelled_run")],
+    "evaluate when evaluation.json is a directory": lambda w: ["evaluate", str(w / "blocked")],
+}
+HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # case: (what the line must say, what it must not say: a hint that points nowhere in that context)
+    "keep no checkpoints": (("trainer.keep_checkpoints",), ()),
+    "loss explosion factor not above 1": (("trainer.loss_explosion_factor",), ()),
+    "loss explosion over no steps": (("trainer.loss_explosion_steps",), ()),
+    "npz that is a 5-byte text file": (("not an .npz archive", "numpy.savez"), ("pickle",)),
+    "folder without class sub-folders": (("--set data.labelled=false",), ()),
+    "folder images of different sizes": (("--set data.image_size=",), ()),
+    "evaluate a run without a held-out split": (("data.eval_split: null",), ("--out",)),
+    "evaluate a run with a held-out split but no labels": (("data.labelled",), ("data.eval_split", "--out")),
+    "evaluate when evaluation.json is a directory": (("move or remove it",), ("--out",)),
 }
 
 
@@ -143,6 +195,9 @@ def test_bad_input_gives_one_line_exit_2_and_changes_nothing(
     assert code == 2, (case, err)
     assert err.startswith("contrastkit: error: ") and "\n" not in err, err
     assert "Traceback" not in err
+    must, must_not = HINTS.get(case, ((), ()))
+    assert [text for text in must if text not in err] == [], err
+    assert [text for text in must_not if text in err] == [], err
     after = snapshot(work)
     assert {k: v for k, v in after.items() if k in before} == before, "an existing file was changed"
     assert not any(k.endswith(".ckpt") for k in set(after) - set(before)), "a checkpoint was written"
@@ -201,6 +256,8 @@ def test_non_finite_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(
     err = capsys.readouterr().err.strip()
     assert code == 3, err
     assert "became" in err and "last good checkpoint" in err and "\n" not in err
+    assert "trainer.gradient_clip_norm=1.0" in err
+    assert "trainer.precision=32" not in err, "the run already trains in float32: the hint would point nowhere"
     checkpoint = load_training_checkpoint(run / "checkpoints" / "last.ckpt")
     assert 0 < checkpoint["step"] < 20
     assert all(v.isfinite().all() for v in checkpoint["model_state"].values() if v.is_floating_point())

@@ -108,7 +108,7 @@ def test_atomic_write_permission_error_becomes_not_writable(tmp_path: Path, monk
     monkeypatch.setattr(_io.tempfile, "NamedTemporaryFile", refuse)
     with pytest.raises(ValueError) as err:
         atomic_write_text(tmp_path / "a.txt", "x")
-    assert "is not writable: check permissions or pass --out" in _one_line(err)
+    assert "is not writable: make it writable (chmod u+w" in _one_line(err)
 
 
 def test_check_writable_dir_creates_nested(tmp_path: Path) -> None:
@@ -148,7 +148,10 @@ def test_check_writable_dir_simulated_no_access(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(_io.os, "access", lambda *args, **kwargs: False)
     with pytest.raises(ValueError) as err:
         check_writable_dir(tmp_path)
-    assert _one_line(err) == f"run directory {tmp_path} is not writable: check permissions or pass --out"
+    assert (
+        _one_line(err)
+        == f"run directory {tmp_path} is not writable: make it writable (chmod u+w) or pass another --out"
+    )
 
 
 def test_check_writable_dir_simulated_mkdir_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,7 +161,10 @@ def test_check_writable_dir_simulated_mkdir_refused(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(Path, "mkdir", refuse)
     with pytest.raises(ValueError) as err:
         check_writable_dir(tmp_path / "new", what="output directory")
-    assert _one_line(err) == f"output directory {tmp_path / 'new'} is not writable: check permissions or pass --out"
+    assert (
+        _one_line(err)
+        == f"output directory {tmp_path / 'new'} is not writable: make it writable (chmod u+w) or pass another --out"
+    )
 
 
 def _saved_bytes(obj: object, path: Path) -> bytes:

@@ -38,31 +38,33 @@ class CheckpointError(ValueError):
     another architecture. The message is one line naming the file, the problem and the fix."""
 
 
-def _not_writable(directory: Path, what: str) -> ValueError:
-    return ValueError(f"{what} {directory} is not writable: check permissions or pass --out")
+def _not_writable(directory: Path, what: str, fix: str = "") -> ValueError:
+    hint = fix or f"make it writable (chmod u+w {directory})"
+    return ValueError(f"{what} {directory} is not writable: {hint}")
 
 
-def check_writable_dir(path: PathLike, *, what: str = "run directory") -> Path:
+def check_writable_dir(path: PathLike, *, what: str = "run directory", fix: str = "pass another --out") -> Path:
     """Create the directory ``path`` (and its parents) if absent and check that files can be created in it.
 
     Returns the directory as a ``Path``. Raises a one-line ValueError when ``path`` (or one of its parents) is a
-    regular file, or the directory cannot be created or written. ``what`` names the directory in the message.
+    regular file, or the directory cannot be created or written. ``what`` names the directory in the message and
+    ``fix`` is the hint of the command that chose it (default: the ``--out`` flag of ``train`` / ``reproduce``).
     """
     directory = Path(path).expanduser()
     if directory.exists() and not directory.is_dir():
-        raise ValueError(f"{what} {directory} is a file, not a directory: pass another path with --out")
+        raise ValueError(f"{what} {directory} is a file, not a directory: {fix}")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except FileExistsError as err:  # a parent is a regular file
-        raise ValueError(f"{what} {directory} cannot be created ({err.filename} is a file): pass --out") from err
+        raise ValueError(f"{what} {directory} cannot be created ({err.filename} is a file): {fix}") from err
     except NotADirectoryError as err:
-        raise ValueError(f"{what} {directory} cannot be created (a parent is a file): pass --out") from err
+        raise ValueError(f"{what} {directory} cannot be created (a parent is a file): {fix}") from err
     except PermissionError as err:
-        raise _not_writable(directory, what) from err
+        raise _not_writable(directory, what, f"make it writable (chmod u+w) or {fix}") from err
     except OSError as err:
-        raise ValueError(f"{what} {directory} cannot be created ({err.strerror or err}): pass --out") from err
+        raise ValueError(f"{what} {directory} cannot be created ({err.strerror or err}): {fix}") from err
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise _not_writable(directory, what)
+        raise _not_writable(directory, what, f"make it writable (chmod u+w) or {fix}")
     return directory
 
 
@@ -104,7 +106,7 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     target = Path(path).expanduser()
     directory = target.parent
     if target.is_dir():
-        raise ValueError(f"cannot write {target}: it is a directory; pass a file path")
+        raise ValueError(f"cannot write {target}: a directory of that name is in the way; move or remove it")
     if not directory.is_dir():
         problem = "is a file" if directory.exists() else "does not exist"
         raise ValueError(f"cannot write {target}: directory {directory} {problem}; create it or pass another path")
@@ -128,6 +130,41 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], object]) -> Path:
         raise
     _fsync_directory(directory)
     return target
+
+
+def atomic_link(source: PathLike, target: PathLike) -> Path:
+    """Make ``target`` a second name of the file ``source`` (a hard link; a copy where the file system has no
+    links), atomically: a temporary name next to ``target``, ``os.replace`` onto it, then the directory fsynced.
+
+    A later :func:`atomic_write` of ``source`` replaces its directory entry, not the shared file, so ``target``
+    keeps the old content. Both paths must lie in one directory (the rename stays on one file system)."""
+    source, target = Path(source).expanduser(), Path(target).expanduser()
+    directory = target.parent
+    tmp = directory / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:  # no hard links here (some network and FAT file systems): copy and fsync instead
+            with open(source, "rb") as reader, open(tmp, "wb") as writer:
+                while chunk := reader.read(1 << 22):
+                    writer.write(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+            os.chmod(tmp, source.stat().st_mode & 0o7777)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(directory)
+    return target
+
+
+def remove_files(paths: list[Path]) -> None:
+    """Delete ``paths`` (each ``unlink`` is atomic; a missing file is fine), then fsync their directories."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+    for directory in {path.parent for path in paths}:
+        _fsync_directory(directory)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -109,9 +110,28 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_evaluation_writable(run_dir: Path) -> None:
+    """``evaluate`` writes into the run directory (it has no ``--out``): refuse at once, before the evaluation, when
+    it cannot, and name the fix."""
+    from contrastkit.train.report import EVALUATION_FILE
+    from contrastkit.train.run_dir import is_run_directory
+
+    target = run_dir / EVALUATION_FILE
+    if not is_run_directory(run_dir):
+        return
+    if target.is_dir():
+        raise ValueError(f"evaluate writes {target}, but a directory of that name is in the way: move or remove it")
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"evaluate writes {EVALUATION_FILE} and report.md into the run directory {run_dir}, which is not "
+            f"writable: make it writable (chmod u+w {run_dir}), or copy the run directory and evaluate the copy"
+        )
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from contrastkit.train.run_dir import evaluate_run
 
+    _check_evaluation_writable(Path(args.run_dir))
     result = evaluate_run(args.run_dir, args.protocol, args.checkpoint, baselines=not args.no_baselines)
     width = max([len("metric"), *map(len, result["metrics"])])
     print(f"{'metric':{width}s} {'value':>8s}  protocol")

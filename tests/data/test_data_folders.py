@@ -64,7 +64,7 @@ def test_sixteen_bit_png_scaled_by_65535(tmp_path: Path) -> None:
 def test_mixed_sizes_need_image_size(tmp_path: Path) -> None:
     _grey(tmp_path / "a" / "big.png", np.full((6, 8), 255))
     _grey(tmp_path / "b" / "small.png", np.full((3, 3), 255))
-    with pytest.raises(ValueError, match=r"images differ in size: \(6, 8\).*small.png.*pass image_size"):
+    with pytest.raises(ValueError, match=r"images differ in size: \(6, 8\).*small.png.*--set data.image_size=N"):
         ImageFolder(tmp_path)
     ds = ImageFolder(tmp_path, image_size=(4, 5))
     assert ds.images.shape == (2, 1, 4, 5) and torch.allclose(ds.images, torch.ones(2, 1, 4, 5))

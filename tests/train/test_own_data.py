@@ -95,7 +95,7 @@ def test_an_unlabelled_folder_trains_simclr_and_refuses_label_methods(tmp_path: 
         build_method(supervised, build_data(supervised).train)
     write_images(tmp_path / "flat", 10, 0)
     labelled = load_config(TINY, folder_config(tmp_path / "flat", "data.eval_fraction=0.25"))
-    with pytest.raises(ValueError, match=r"data.path: .* has no class sub-folders; pass labelled=False \(data.lab"):
+    with pytest.raises(ValueError, match=r"data.path: .* has no class sub-folders: .* --set data.labelled=false"):
         build_data(labelled)
 
 
@@ -111,7 +111,7 @@ def test_npz_data_with_a_held_out_file_and_without_labels(tmp_path: Path) -> Non
     assert data.eval is not None and data.eval.labels.tolist() == [1, 1, 1, 1] and data.train.classes == ["0", "1"]
     assert torch.equal(data.eval.images, data.train.images[:4])
     plain = [*npz, f"data.path={tmp_path / 'plain.npz'}", "data.eval_fraction=0.5"]
-    with pytest.raises(ValueError, match=r"data.path: .* has no array 'labels'.*data.labelled=false in a config"):
+    with pytest.raises(ValueError, match=r"data.path: .* has no array 'labels'.*--set data.labelled=false"):
         build_data(load_config(TINY, plain))
     unlabelled = build_data(load_config(TINY, [*plain, "data.labelled=false"]))
     assert unlabelled.eval is not None and unlabelled.train.labels is None and len(unlabelled.eval) == 10

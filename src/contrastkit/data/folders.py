@@ -119,17 +119,15 @@ def ImageFolder(  # noqa: N802 - named like a dataset class, returns a plain Ima
         classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
         if not classes:
             raise ValueError(
-                f"{root} has no class sub-folders; pass labelled=False (data.labelled=false in a config) to read "
-                "its images unlabelled"
+                f"{root} has no class sub-folders: put each class's images in a sub-folder named after the class, "
+                "or read them without labels with --set data.labelled=false (ImageFolder(labelled=False) in Python)"
             )
         files: list[Path] = []
         labels: list[int] = []
         for k, name in enumerate(classes):
             found = _image_files(root / name)
             if not found:
-                raise ValueError(
-                    f"class folder {root / name} holds no image files ({exts}); remove it or add images"
-                )
+                raise ValueError(f"class folder {root / name} holds no image files ({exts}); remove it or add images")
             files += found
             labels += [k] * len(found)
     else:
@@ -144,9 +142,7 @@ def ImageFolder(  # noqa: N802 - named like a dataset class, returns a plain Ima
         images = [
             x
             if tuple(x.shape[1:]) == size
-            else F.interpolate(x[None], size=size, mode="bilinear", align_corners=False, antialias=True)[
-                0
-            ].clamp_(0, 1)
+            else F.interpolate(x[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0].clamp_(0, 1)
             for x in images
         ]
     else:
@@ -155,8 +151,8 @@ def ImageFolder(  # noqa: N802 - named like a dataset class, returns a plain Ima
             if tuple(x.shape[1:]) != first:
                 raise ValueError(
                     f"images differ in size: {first} for {files[0].name} but {tuple(x.shape[1:])} for "
-                    f"{path}; "
-                    "pass image_size=(H, W) (data.image_size in a config) to resize them"
+                    f"{path}: resize them all to N x N with --set data.image_size=N (e.g. {first[0]}) "
+                    "(ImageFolder(image_size=(H, W)) in Python)"
                 )
     label_tensor = torch.tensor(labels, dtype=torch.int64) if labelled else None
     return ImageDataset(torch.stack(images), label_tensor, classes, root.name)

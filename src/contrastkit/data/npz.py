@@ -65,6 +65,29 @@ def _to_unit_float(x: np.ndarray, path: Path) -> torch.Tensor:
     raise ValueError(f"images in {path} must be uint8 (0-255) or float in [0, 1], got dtype {x.dtype}")
 
 
+_SAVE_HINT = "save the arrays with numpy.savez(path, images=..., labels=...)"
+
+
+def _check_npz_magic(path: Path) -> None:
+    """Name what the file is when it is not an .npz (zip) or .npy file, from its first bytes: numpy would try to
+    unpickle anything else and report "pickled data", even for a text file."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror or err}") from err
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        return
+    if not head:
+        raise ValueError(f"{path} is empty, not an .npz archive: {_SAVE_HINT}")
+    if head[:1] == b"\x80" and 2 <= head[1] <= 5:
+        raise ValueError(
+            f"{path} holds pickled Python objects, not an .npz archive; contrastkit never unpickles (it can run "
+            f"code): {_SAVE_HINT}"
+        )
+    raise ValueError(f"{path} is not an .npz archive (it starts with {head!r}): {_SAVE_HINT}")
+
+
 def _memory_bytes() -> int | None:
     """This machine's physical memory in bytes (None where the OS does not say)."""
     try:
@@ -128,6 +151,7 @@ def load_npz(
     path = Path(path).expanduser()
     if not path.is_file():
         raise ValueError(f"npz file {path} does not exist")
+    _check_npz_magic(path)
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -138,7 +162,7 @@ def load_npz(
         present = sorted(archive.files)
         for key in (images_key, labels_key):
             if key is not None and key not in archive.files:
-                unlabelled = " (or labels_key=None, data.labelled=false in a config, for unlabelled images)"
+                unlabelled = " (unlabelled images: --set data.labelled=false, labels_key=None in Python)"
                 raise ValueError(
                     f"{path} has no array {key!r}; it holds {present}{unlabelled if key == labels_key else ''}"
                 )

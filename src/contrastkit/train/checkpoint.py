@@ -33,9 +33,11 @@ from contrastkit._io import (
     TRAIN_FORMAT,
     CheckpointError,
     PathLike,
+    atomic_link,
     atomic_torch_save,
     check_weights_only_safe,
     load_torch_file,
+    remove_files,
 )
 from contrastkit.errors import ResumeMismatchError
 from contrastkit.models import backbone_from_config, load_backbone
@@ -244,14 +246,18 @@ RESUME_MAY_DIFFER = frozenset(
         "trainer.log_every_steps",
         "trainer.progress_bar",
         "trainer.collective_timeout",
+        "trainer.keep_checkpoints",
+        "trainer.loss_explosion_factor",
+        "trainer.loss_explosion_steps",
         "monitor.knn_every_epochs",
         "model.init_from",
     }
 )
 """Config keys that ``--resume`` lets differ from the checkpoint's: the budget (a longer one continues the run;
 the learning-rate schedule then follows the new limit), logging / progress / checkpoint / monitor intervals, the
-DDP timeout, and ``model.init_from`` (the checkpoint's weights replace the initial ones). Every other key changes
-the run and must match."""
+DDP timeout, how many checkpoints are kept, the loss-explosion guard (it never changes a step it lets pass), and
+``model.init_from`` (the checkpoint's weights replace the initial ones). Every other key changes the run and must
+match."""
 
 
 def check_resume_config(saved_config: Mapping[str, Any], expected_config: Any, where: str = "checkpoint") -> None:
@@ -277,8 +283,9 @@ def check_resume_config(saved_config: Mapping[str, Any], expected_config: Any, w
         more = f" (and {len(differing) - 4} more)" if len(differing) > 4 else ""
         raise ResumeMismatchError(
             f"--resume would change the run in {where}: {shown}{more}; resume with the run's config.yaml (only "
-            "the budget trainer.max_steps / max_epochs / time_budget_minutes and the log, checkpoint and monitor "
-            "intervals may differ), or drop --resume and choose another --out"
+            "the budget trainer.max_steps / max_epochs / time_budget_minutes, the log, checkpoint and monitor "
+            "intervals and trainer.keep_checkpoints / loss_explosion_* may differ), or drop --resume and choose "
+            "another --out"
         )
 
 
@@ -317,6 +324,44 @@ def load_training_checkpoint(
     if expected_config is not None:
         check_same_model(payload["config"], expected_config, where=f"checkpoint {file}")
     return dict(payload)
+
+
+STEP_CHECKPOINT_PREFIX = "step-"
+"""``trainer.keep_checkpoints > 1`` keeps the newest saves as ``checkpoints/step-NNNNNNNN.ckpt`` (8-digit step)."""
+
+
+def step_checkpoint_name(step: int) -> str:
+    """``step-00000120.ckpt``: the name of the kept checkpoint of ``step`` (sorts by step as text)."""
+    return f"{STEP_CHECKPOINT_PREFIX}{_check_count('step', step):08d}.ckpt"
+
+
+def step_checkpoints(directory: PathLike) -> dict[int, Path]:
+    """The kept ``step-N.ckpt`` files of a checkpoint directory, by step (other files are ignored)."""
+    found: dict[int, Path] = {}
+    for file in Path(directory).expanduser().glob(f"{STEP_CHECKPOINT_PREFIX}*.ckpt"):
+        digits = file.name[len(STEP_CHECKPOINT_PREFIX) : -len(".ckpt")]
+        if digits.isdigit():
+            found[int(digits)] = file
+    return found
+
+
+def keep_newest_checkpoints(last: PathLike, step: int, keep: int) -> list[Path]:
+    """After ``last`` (``checkpoints/last.ckpt``) was written at ``step``: with ``keep > 1``, give it a second name
+    ``step-N.ckpt`` (:func:`contrastkit._io.atomic_link`) and delete the kept files of other steps beyond the
+    ``keep`` newest, and every one of a step after ``step`` (left by a run that was resumed from an earlier
+    checkpoint, so no longer on this run's path). Each deletion is one atomic ``unlink``, done only once the new
+    file is in place, so the ``keep`` newest saves always exist. ``keep == 1`` touches nothing (only last.ckpt).
+    Returns the kept step files, oldest first."""
+    last = Path(last).expanduser()
+    if keep <= 1:
+        return []
+    atomic_link(last, last.parent / step_checkpoint_name(step))
+    kept = step_checkpoints(last.parent)
+    later = [kept.pop(s) for s in sorted(kept) if s > step]
+    older = sorted(kept)
+    stale = [kept.pop(s) for s in older[: max(0, len(older) - keep)]]
+    remove_files(later + stale)
+    return [kept[s] for s in sorted(kept)]
 
 
 def find_resume_checkpoint(run_dir: PathLike) -> Path | None:

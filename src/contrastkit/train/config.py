@@ -20,9 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
 import re
-import tempfile
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -259,16 +257,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
 
 
 def dump_config(cfg: Config, path: str | Path) -> None:
-    """Write ``cfg`` as YAML atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
+    """Write ``cfg`` as YAML with the one atomic writer, :func:`contrastkit._io.atomic_write_text` (temporary
+    file fsynced, renamed onto ``path``, directory fsynced; mode of the replaced file, else ``0o666 & ~umask``)."""
+    from contrastkit._io import atomic_write_text  # imported here: _io imports torch, this module must not
+
     text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(Path(path), text)

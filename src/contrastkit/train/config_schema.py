@@ -278,7 +278,9 @@ class TrainerConfig:
     """Devices, precision, length of the run (at least one of ``STOP_KEYS``; with several, the run stops at
     whichever limit comes first; a step is one optimiser step), seed, checkpoint/log cadence, gradient
     accumulation over ``accumulate_grad_batches`` batches of ``data.batch_size`` and clipping of the gradients'
-    global norm to ``gradient_clip_norm``."""
+    global norm to ``gradient_clip_norm``; divergence: the ``keep_checkpoints`` newest checkpoints are kept and,
+    with ``loss_explosion_factor``, a loss above that multiple of its running median for ``loss_explosion_steps``
+    steps in a row stops the run (:mod:`contrastkit.train.divergence`)."""
 
     accelerator: str = "auto"
     devices: int = 1
@@ -296,6 +298,9 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1
     gradient_clip_norm: float | None = None
     collective_timeout: float = 600.0  # seconds a DDP process waits for the others before stopping with one line
+    keep_checkpoints: int = 1  # the newest saves kept: last.ckpt, and with > 1 also step-NNNNNNNN.ckpt files
+    loss_explosion_factor: float | None = None  # stop when the loss stays above factor x its running median ...
+    loss_explosion_steps: int = 20  # ... for this many steps in a row (None factor: off)
 
     def check(self, where: str = "trainer") -> None:
         if all(getattr(self, key) is None for key in STOP_KEYS):
@@ -310,6 +315,9 @@ class TrainerConfig:
         require_greater(f"{where}.gradient_clip_norm", self.gradient_clip_norm, 0)
         require_in_range(f"{where}.seed", self.seed, 0, 2**32 - 1)
         require_in_range(f"{where}.collective_timeout", self.collective_timeout, 1, 86_400)
+        require_in_range(f"{where}.keep_checkpoints", self.keep_checkpoints, 1, 1000)
+        require_greater(f"{where}.loss_explosion_factor", self.loss_explosion_factor, 1)
+        require_at_least(f"{where}.loss_explosion_steps", self.loss_explosion_steps, 1)
 
 
 @dataclass

@@ -10,7 +10,10 @@ left, images/s, loss), the feature extraction of each monitor, the report.
 
 ``--resume`` restores model, optimisers, step, monitor state and RNG, so a run killed at any moment and resumed
 ends with the same weights as an uninterrupted one (on the same device and thread count). A non-finite loss stops
-training before the optimiser step, keeping the last good checkpoint.
+training before the optimiser step, keeping the last good checkpoint; with ``trainer.loss_explosion_factor`` a loss
+that stays above that multiple of its running median stops it too (:mod:`contrastkit.train.divergence`), and the
+periodic save waits while the loss is above it, so ``last.ckpt`` precedes the divergence. With
+``trainer.keep_checkpoints = K > 1`` the K newest saves are also kept as ``checkpoints/step-NNNNNNNN.ckpt``.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import signal
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,8 @@ import torch
 from torch import Tensor
 
 from contrastkit._io import CheckpointError, check_writable_dir
-from contrastkit.distributed import is_collective_failure, unresponsive_ranks
-from contrastkit.errors import CollectiveTimeoutError, TrainingInterrupted
+from contrastkit.distributed import is_collective_failure
+from contrastkit.errors import TrainingInterrupted
 from contrastkit.train.builders import Data, build_data, build_engine
 from contrastkit.train.callbacks import Callback, MonitorContext, build_callbacks, check_callbacks
 from contrastkit.train.checkpoint import (
@@ -38,12 +40,15 @@ from contrastkit.train.checkpoint import (
     capture_rng_state,
     check_resume_config,
     find_resume_checkpoint,
+    keep_newest_checkpoints,
     load_training_checkpoint,
     restore_rng_state,
     save_training_checkpoint,
 )
 from contrastkit.train.config import Config, config_to_dict, dump_config
+from contrastkit.train.divergence import LossExplosionError, LossExplosionGuard, diverged_error
 from contrastkit.train.engine import Engine, NonFiniteLossError, StepCallback
+from contrastkit.train.interrupts import collective_timeout_error, stop_on_signals
 from contrastkit.train.metrics_log import MetricsLogger
 from contrastkit.train.monitors import TrainModule, bank_of, data_texts, evaluate_monitors, monitor_protocols
 from contrastkit.train.plots import FEW_EPOCHS
@@ -78,6 +83,15 @@ class _RunDirectory(StepCallback):
         self.progress = Progress(cfg.trainer.progress_bar and runtime.is_global_zero)
         self.knn_every: int | None = None
         self.step_losses: list[tuple[int, float, Tensor]] = []  # every step's loss while the run is short
+        self.logged_monitor_at = -1  # the step of the last monitor row in metrics.csv (restored by --resume)
+        self.saved_step: int | None = None  # the step of checkpoints/last.ckpt
+        self.save_due = False  # a periodic save waits while the loss is above the explosion guard's threshold
+        t = cfg.trainer
+        self.guard = (
+            LossExplosionGuard(t.loss_explosion_factor, t.loss_explosion_steps)
+            if t.loss_explosion_factor is not None
+            else None
+        )
 
     def start(self, engine: Engine, checkpoint: dict[str, Any] | None) -> None:
         m, t = self.cfg.monitor, self.cfg.trainer
@@ -86,6 +100,10 @@ class _RunDirectory(StepCallback):
         if checkpoint is not None:
             self.best_knn = float(checkpoint["extra"]["best_knn"])
             self.last_metrics = dict(checkpoint["metrics"])
+            self.logged_monitor_at = int(checkpoint["extra"].get("monitored_at", -1))
+            self.saved_step = int(checkpoint["step"])
+            if self.guard is not None:
+                self.guard.load_state_dict(checkpoint["extra"].get("loss_guard", {}))
             if self.logger is not None:
                 self.logger.truncate_after(engine.state.step)
         if t.progress_bar and self.runtime.is_global_zero:
@@ -99,7 +117,11 @@ class _RunDirectory(StepCallback):
         if self.runtime.is_global_zero:
             loop = engine.state_dict()
             optimizers = loop.pop("optimizers")
-            save_training_checkpoint(
+            extra = {"elapsed": loop["elapsed"], "images_seen": loop["samples_seen"], "best_knn": self.best_knn,
+                     "monitored_at": self.logged_monitor_at}  # fmt: skip
+            if self.guard is not None:
+                extra["loss_guard"] = self.guard.state_dict()
+            path = save_training_checkpoint(
                 self.run_dir / CHECKPOINT_DIR / name,
                 model_state=self.module.state_dict(),
                 optimizer_state={"method": optimizers[0], "probe": optimizers[1] if len(optimizers) > 1 else {}},
@@ -110,9 +132,13 @@ class _RunDirectory(StepCallback):
                 rng_state=capture_rng_state(),
                 config=config_to_dict(self.cfg),
                 metrics=self.last_metrics,
-                extra={"elapsed": loop["elapsed"], "images_seen": loop["samples_seen"], "best_knn": self.best_knn},
+                extra=extra,
                 backbone_config=getattr(getattr(self.module.method, "backbone", None), "config", None),
             )
+            if name == LAST_CHECKPOINT:
+                keep_newest_checkpoints(path, step, self.cfg.trainer.keep_checkpoints)
+        if name == LAST_CHECKPOINT:
+            self.saved_step = step
         self.runtime.barrier()
 
     def monitor(self, engine: Engine) -> None:
@@ -131,8 +157,9 @@ class _RunDirectory(StepCallback):
                 metrics.update(callback.on_monitor(ctx))
             self.module.train()
             self.last_metrics, self.features = metrics, features
-            if self.logger is not None:
-                self.logger.log({"step": engine.state.step, "epoch": engine.epoch, **metrics})
+            if self.logger is not None and self.logged_monitor_at != engine.state.step:  # once per step, also
+                self.logger.log({"step": engine.state.step, "epoch": engine.epoch, **metrics})  # after --resume
+            self.logged_monitor_at = engine.state.step
             if metrics.get("knn_top1", -1.0) > self.best_knn:
                 self.best_knn = metrics["knn_top1"]
                 self.save(engine, BEST_CHECKPOINT)
@@ -154,10 +181,21 @@ class _RunDirectory(StepCallback):
             }
             row.update({k: float(v) for k, v in outputs.items() if k != "total" and v.ndim == 0})
             self.logger.log(row)
+        if self.guard is not None:
+            self.check_loss(engine, float(outputs["loss"]))
         if self.knn_every is not None and s.step % self.knn_every == 0:
             self.monitor(engine)
-        if s.step % t.checkpoint_every_steps == 0:
+        self.save_due = self.save_due or s.step % t.checkpoint_every_steps == 0
+        if self.save_due and (self.guard is None or self.guard.streak == 0):
             self.save(engine, LAST_CHECKPOINT)
+            self.save_due = False
+
+    def check_loss(self, engine: Engine, loss: float) -> None:
+        """The loss-explosion guard: every process agrees whether this step's loss is above the threshold."""
+        assert self.guard is not None
+        above = bool(self.runtime.max_int(int(self.guard.is_above(loss))))
+        if self.guard.record(engine.state.step, loss, above):
+            raise LossExplosionError(self.guard.describe(engine.state.step))
 
     def on_train_end(self, engine: Engine) -> None:
         if self.bar is not None:
@@ -243,23 +281,8 @@ def _fit(cfg: Config, run_dir: Path, resume: bool, command: str, callbacks: list
         return _train(cfg, run_dir, runtime, data, checkpoint, resume_file, command, callbacks)
     except Exception as err:
         if runtime.world_size > 1 and is_collective_failure(err):
-            raise _collective_timeout(runtime, t.collective_timeout) from None
+            raise collective_timeout_error(runtime, t.collective_timeout) from None
         raise
-
-
-def _collective_timeout(runtime: Runtime, timeout: float) -> CollectiveTimeoutError:
-    """The one-line error of a DDP collective that failed: names the ranks that stopped answering."""
-    missing = unresponsive_ranks(wait_s=min(3.0, timeout))
-    others = [r for r in (missing or []) if r != runtime.rank]
-    end_ranks = getattr(runtime, "end_ranks", None)
-    if end_ranks is not None:
-        end_ranks(others)
-    who = f"rank {', '.join(map(str, others))}" if others else "another rank"
-    return CollectiveTimeoutError(
-        f"{who} of {runtime.world_size} stopped answering (died, or no reply within trainer.collective_timeout="
-        f"{timeout:g} s), so rank {runtime.rank} ended the run: see what happened to that process (memory, "
-        "signals), then continue with --resume"
-    )
 
 
 def _train(
@@ -283,12 +306,11 @@ def _train(
         dump_config(cfg, run_dir / "config.yaml")
     directory.start(engine, checkpoint)
     try:
-        with _stop_on_signals(engine):
+        with stop_on_signals(engine):
             engine.run()
     except NonFiniteLossError as err:
         last = find_resume_checkpoint(run_dir)
-        kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-        raise NonFiniteLossError(f"{err}; {kept}; lower optim.lr or use trainer.precision=32") from None
+        raise diverged_error(err, cfg, runtime.precision, last, directory.saved_step) from None
     summary = _summarise(cfg, engine, runtime, data, command, run_dir, directory)
     if engine.stopped_by is not None:
         name = signal.Signals(engine.stopped_by).name
@@ -298,33 +320,6 @@ def _train(
             engine.stopped_by,
         )
     return summary
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-"""Signals that stop a run cleanly: the step in flight finishes, ``last.ckpt`` and the report are written, then
-:class:`~contrastkit.errors.TrainingInterrupted` (exit 130 / 143). SLURM's pre-emption and Kubernetes send
-SIGTERM. A second signal of the same kind while saving takes its default action (the files stay whole: atomic)."""
-
-
-@contextlib.contextmanager
-def _stop_on_signals(engine: Engine) -> Iterator[None]:
-    """While training, :data:`STOP_SIGNALS` set ``engine.stop_signal`` instead of killing the process."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-
-    def handle(signum: int, frame: object) -> None:
-        engine.stop_signal = signum
-        signal.signal(signum, previous[signum] if signum != signal.SIGTERM else signal.SIG_DFL)
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, handle)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _summarise(
