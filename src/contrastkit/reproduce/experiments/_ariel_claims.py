@@ -60,6 +60,10 @@ def _claims(d: str) -> list[Hypothesis]:
                    f"grace-full-{d}", MARGIN, primary=False, gates=robust),
         Hypothesis(f"The information regulariser (lamb 1) improves ARIEL's accuracy, {d}", "accuracy",
                    f"ariel-reg-{d}", f"ariel-{d}", MARGIN, primary=False, gates=works),
+        Hypothesis(f"ARIEL's edge attack alone beats GRACE on the same subgraphs, {d}", "accuracy",
+                   f"ariel-edges-{d}", f"grace-sub-{d}", MARGIN, primary=False, gates=works),
+        Hypothesis(f"The feature attack costs ARIEL accuracy (edges only beats edges + features), {d}", "accuracy",
+                   f"ariel-edges-{d}", f"ariel-{d}", MARGIN, primary=False, gates=works),
         Hypothesis(f"GRACE on the whole graph beats GRACE on sampled subgraphs (what sampling costs), {d}",
                    "accuracy", f"grace-full-{d}", f"grace-sub-{d}", MARGIN, primary=False, gates=works),
     ]  # fmt: skip

@@ -10,6 +10,8 @@ overrides, with the same encoder, projection, temperature, views, optimiser and 
 * ``ariel``: eps 0.5, lamb 0 (the Cora settings of the current code); ``ariel-reg``: lamb 1 as well;
 * ``ariel-box`` (the Fashion-MNIST graph only): the feature box matched to the features' scale, 0.8 x the mean non-zero
   feature (0.8 x 0.0040 = 0.0032, where the default 0.04 is ~10x that entry; Cora's ratio is ~0.8, pitfall 12);
+* ``ariel-edges``: eps 0.5 with the edge attack only (``feature_box: 0``), an exploratory arm added after the
+  first CSBM seed showed ARIEL's feature attack stalling training (the encoder stays near its collapsed start);
 * ``random-init``: the untrained encoder; ``raw-features``: the node features themselves (no encoder, no graph),
   both references of the premise gates.
 
@@ -45,6 +47,7 @@ _OVERRIDES = {
     "ariel": [],
     "ariel-reg": ["method.lamb=1"],
     "ariel-box": [f"method.feature_box={MATCHED_FEATURE_BOX}"],
+    "ariel-edges": ["method.feature_box=0"],
     "random-init": ["method.name=grace"],
     "raw-features": ["method.name=grace"],
 }
@@ -82,6 +85,8 @@ METRICS = [
     *[Metric(f"drop_pgd{round(100 * b)}", f"accuracy - accuracy_pgd{round(100 * b)}", higher_is_better=False)
       for b in PGD_BUDGETS],
     Metric("pgd_flips_share", "flipped pairs of the 20 % PGD attack / the graph's undirected edges"),
+    Metric("effective_rank", "effective rank (exp of the entropy of the normalised covariance spectrum) of the "
+           "encoder's output on the whole graph: a collapsed encoder scores near 1"),
     Metric("edge_homophily", "share of the graph's edges that join nodes of one class"),
     Metric("average_degree", "2 x undirected edges / nodes"),
     Metric("feature_box_ratio", "the arm's feature box / the mean non-zero node feature (0 without an attack)",
@@ -101,11 +106,13 @@ def evaluate_raw_features(data: Any, seed: int, quick: bool) -> dict[str, float]
     """The metrics of the node features themselves (the ``raw-features`` arm). They do not use the graph, so edge
     perturbations leave them unchanged: the perturbed accuracies equal the clean one and the drops are 0."""
     from contrastkit.data.graph_datasets import graph_statistics
+    from contrastkit.evaluate import effective_rank
 
     graph = data.train.graph
     result = _accuracy(graph.x, graph.y, seed, quick)
     stats = graph_statistics(graph)
     out = {"accuracy": result.mean, "accuracy_split_std": result.std, "pgd_flips_share": 0.0,
+           "effective_rank": effective_rank(graph.x),
            "edge_homophily": float(stats["edge_homophily"]), "average_degree": float(stats["average_degree"]),
            "feature_box_ratio": 0.0}  # fmt: skip
     for name in ("random10", "random20", "pgd10", "pgd20"):
@@ -120,6 +127,7 @@ def evaluate_arm(method: Any, data: Any, seed: int, quick: bool) -> dict[str, fl
     from contrastkit.augment.graph import flip_random_edges
     from contrastkit.augment.graph_attack import pgd_graph_attack
     from contrastkit.data.graph_datasets import graph_statistics
+    from contrastkit.evaluate import effective_rank
     from contrastkit.losses import grace_loss
     from contrastkit.models.graph import dense_adjacency
 
@@ -127,8 +135,9 @@ def evaluate_arm(method: Any, data: Any, seed: int, quick: bool) -> dict[str, fl
     x, edges, labels, n = graph.x, graph.edge_index, graph.y, int(graph.x.shape[0])
     method.eval()
     with torch.no_grad():
-        clean = _accuracy(method.embed_graph(x, edges), labels, seed, quick)
-    out = {"accuracy": clean.mean, "accuracy_split_std": clean.std}
+        embeddings = method.embed_graph(x, edges)
+    clean = _accuracy(embeddings, labels, seed, quick)
+    out = {"accuracy": clean.mean, "accuracy_split_std": clean.std, "effective_rank": effective_rank(embeddings)}
     for fraction in RANDOM_FLIPS:
         flipped = flip_random_edges(edges, n, fraction, torch.Generator().manual_seed(seed))
         with torch.no_grad():
