@@ -175,3 +175,19 @@ def test_modules_import_without_loading_torch_geometric() -> None:
         "assert 'torch_geometric' not in sys.modules, 'torch_geometric imported eagerly'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_uniform_init_is_ariels_layer_and_round_trips() -> None:
+    from contrastkit.models import backbone_from_config
+
+    torch.manual_seed(0)
+    encoder = GCNEncoder(30, 8, init="uniform")
+    for conv in encoder.convs:
+        bound = conv.lin.weight.shape[0] ** -0.5
+        assert conv.lin.weight.abs().max() <= bound and conv.bias.abs().max() <= bound
+        assert conv.bias.abs().max() > 0.5 * bound  # biases drawn, not zero as in torch_geometric's default
+    assert all(float(c.bias.abs().max()) == 0 for c in GCNEncoder(30, 8).convs)
+    rebuilt = backbone_from_config(encoder.config)
+    assert rebuilt.config["kwargs"]["init"] == "uniform"
+    with pytest.raises(ValueError, match="init must be one of"):
+        GCNEncoder(30, 8, init="kaiming")

@@ -466,10 +466,10 @@ def test_a_single_string_override_is_one_override() -> None:
 def test_choices_and_method_keys_match_the_library() -> None:
     from contrastkit.methods import SimCLR
     from contrastkit.models import BACKBONES
-    from contrastkit.models.graph import ACTIVATIONS
+    from contrastkit.models.graph import ACTIVATIONS, GCN_INITS
 
     assert set(CHOICES[("model", "backbone")]) <= set(BACKBONES)
-    assert CHOICES[("model", "activation")] == ACTIVATIONS
+    assert CHOICES[("model", "activation")] == ACTIVATIONS and CHOICES[("model", "gcn_init")] == GCN_INITS
     simclr_args = inspect.signature(SimCLR).parameters
     for key in ("temperature", "gather_distributed", "projection_dim", "hidden_dim"):
         assert key in simclr_args

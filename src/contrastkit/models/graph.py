@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from contrastkit.models.backbone import Backbone, positive_int
 
 ACTIVATIONS: tuple[str, ...] = ("prelu", "relu", "rrelu")
+GCN_INITS: tuple[str, ...] = ("glorot", "uniform")  # PyG's GCNConv (GRACE's code); ARIEL's node_cls/layers.py
 Activation = Literal["prelu", "relu", "rrelu"]
 
 
@@ -69,6 +70,11 @@ class GCNEncoder(Backbone):
     layer. As in the GRACE code, ONE activation module is shared by all layers (so ``"prelu"`` has a single
     learnable slope). ``"rrelu"`` is random in ``train()`` and deterministic in ``eval()``.
 
+    ``init``: ``"glorot"`` keeps torch_geometric's ``GCNConv`` initialisation (Glorot weights, zero bias: GRACE's
+    code); ``"uniform"`` draws weights and biases from ``U(-1/sqrt(out), 1/sqrt(out))``, the layer of ARIEL's code
+    (``node_cls/layers.py``). With row-normalised bag-of-words features the first gives near-zero outputs at the
+    start, the second bias-dominated ones.
+
     ``num_features`` (= ``hidden_dim``) is the output width, the contrastkit backbone convention; ``config``
     (``{"name": "gcn", ...}``, registered in :data:`contrastkit.models.BACKBONES`) rebuilds it, so a trained GCN
     exports like an image backbone (``contrastkit export``). ``in_channels`` is the node feature count.
@@ -80,11 +86,15 @@ class GCNEncoder(Backbone):
         hidden_dim: int,
         num_layers: int = 2,
         activation: Activation = "prelu",
+        init: str = "glorot",
     ) -> None:
+        if init not in GCN_INITS:
+            raise ValueError(f"init must be one of {GCN_INITS}, got {init!r}")
         in_dim = positive_int("in_dim", in_dim)
         hidden_dim = positive_int("hidden_dim", hidden_dim)
         num_layers = positive_int("num_layers", num_layers)
-        kwargs = {"in_dim": in_dim, "hidden_dim": hidden_dim, "num_layers": num_layers, "activation": activation}
+        kwargs = {"in_dim": in_dim, "hidden_dim": hidden_dim, "num_layers": num_layers, "activation": activation,
+                  "init": init}  # fmt: skip
         super().__init__("gcn", kwargs)
         self.activation = _make_activation(activation)
         try:
@@ -98,6 +108,12 @@ class GCNEncoder(Backbone):
             GCNConv(d_in, d_out, cached=False, add_self_loops=True, normalize=True)
             for d_in, d_out in zip(widths[:-1], widths[1:], strict=True)
         )
+        if init == "uniform":  # ARIEL's layer: W and b ~ U(-1/sqrt(out), 1/sqrt(out))
+            with torch.no_grad():
+                for conv in self.convs:
+                    bound = conv.lin.weight.shape[0] ** -0.5
+                    conv.lin.weight.uniform_(-bound, bound)
+                    conv.bias.uniform_(-bound, bound)
         self.in_dim = in_dim
         self.hidden_dim = hidden_dim
         self.num_layers = num_layers

@@ -36,6 +36,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "node_features"): GRAPH_FEATURES,
     ("model", "backbone"): ("resnet18", "resnet34", "resnet50", "convnet", "residual_mlp", "gcn"),
     ("model", "activation"): ("prelu", "relu", "rrelu"),
+    ("model", "gcn_init"): ("glorot", "uniform"),
     ("model", "norm"): ("batch", "group", "none"),
     ("optim", "name"): ("sgd", "adam", "adamw", "lars"),
     ("schedule", "name"): ("cosine", "constant"),
@@ -213,6 +214,7 @@ class ModelConfig:
     init_from: str | None = None
     zero_init_residual: bool = False
     activation: str = "prelu"  # gcn: the activation after every layer (GRACE / ARIEL: prelu, relu or rrelu)
+    gcn_init: str = "glorot"  # gcn: torch_geometric's initialisation (GRACE's code) or uniform (ARIEL's layer)
 
     def check(self, where: str = "model") -> None:
         require_greater(f"{where}.width", self.width, 0)
@@ -231,8 +233,9 @@ class ModelConfig:
         require_at_least(f"{where}.hidden_dim", self.hidden_dim, 1)
         if self.sync_batchnorm and self.norm != "batch":
             raise ConfigError(f"{where}.sync_batchnorm needs {where}.norm=batch, got norm {self.norm!r}")
-        if self.backbone != "gcn" and self.activation != "prelu":
-            raise ConfigError(f"{where}.activation is for model.backbone=gcn; remove it for {self.backbone}")
+        for key, default in (("activation", "prelu"), ("gcn_init", "glorot")):
+            if self.backbone != "gcn" and getattr(self, key) != default:
+                raise ConfigError(f"{where}.{key} is for model.backbone=gcn; remove it for {self.backbone}")
 
 
 @dataclass

@@ -6,7 +6,7 @@
   draw), as a :class:`contrastkit.data.GraphDataset`; no held-out split;
 * source: :class:`contrastkit.data.GraphSource`, a batch being the subgraph ``data.batch_size`` nodes induce;
 * backbone: :class:`contrastkit.models.GCNEncoder` ``F -> 2h -> h`` with ``h = model.hidden_dim`` (default 128),
-  ``model.depth`` layers and ``model.activation``.
+  ``model.depth`` layers, ``model.activation`` and ``model.gcn_init``.
 """
 
 from __future__ import annotations
@@ -51,4 +51,4 @@ def build_gcn(cfg: Any, num_features: int) -> nn.Module:
 
     m = cfg.model
     hidden = m.hidden_dim if m.hidden_dim is not None else DEFAULT_GCN_HIDDEN
-    return GCNEncoder(num_features, hidden, num_layers=m.depth, activation=m.activation)
+    return GCNEncoder(num_features, hidden, num_layers=m.depth, activation=m.activation, init=m.gcn_init)
