@@ -47,7 +47,11 @@ def test_the_built_in_recipes_are_registered() -> None:
     assert method_config_class({}) is SimCLRConfig and isinstance(Config().method, SimCLRConfig)  # the default
 
 
-@pytest.mark.parametrize("name", sorted(recipes()))
+IMAGE_RECIPES = sorted(name for name, recipe in recipes().items() if recipe.inputs == "images")
+GRAPH_RECIPES = sorted(name for name, recipe in recipes().items() if recipe.inputs == "graph")
+
+
+@pytest.mark.parametrize("name", IMAGE_RECIPES)
 def test_every_recipe_builds_and_takes_a_training_step_from_its_defaults(name: str) -> None:
     cfg = config_from_dict(tiny_raw(name=name))
     assert cfg.method == recipes()[name].config()  # nothing but the defaults
@@ -64,7 +68,25 @@ def test_every_recipe_builds_and_takes_a_training_step_from_its_defaults(name: s
     assert embedding.ndim == 2 and embedding.shape[0] == 3
 
 
-@pytest.mark.parametrize("name", sorted(recipes()))
+@pytest.mark.parametrize("name", GRAPH_RECIPES)
+def test_every_graph_recipe_builds_and_takes_a_training_step_from_its_defaults(name: str) -> None:
+    pytest.importorskip("torch_geometric")
+    raw = yaml.safe_load((ROOT / "configs" / "ariel_fashion_mnist_knn.yaml").read_text(encoding="utf-8"))
+    raw["method"] = {"name": name}
+    raw["data"].update(name="csbm", num_nodes=80, batch_size=40)
+    raw["trainer"].update(max_steps=1)
+    cfg = config_from_dict(raw)
+    assert cfg.method == recipes()[name].config()  # nothing but the defaults
+    engine, module, data = build_engine(cfg)
+    before = {k: v.clone() for k, v in module.method.state_dict().items()}
+    assert engine.run().step == 1
+    after = module.method.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
+    graph = data.train.graph
+    assert module.method.embed_graph(graph.x, graph.edge_index).shape == (80, 128)
+
+
+@pytest.mark.parametrize("name", IMAGE_RECIPES)
 def test_recipes_that_need_labels_refuse_unlabelled_data(name: str) -> None:
     cfg = config_from_dict(tiny_raw(name=name))
     unlabelled = ImageDataset(torch.rand(40, 1, 8, 8), None, [], "unlabelled")
