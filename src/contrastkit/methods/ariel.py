@@ -143,7 +143,7 @@ class ARIEL(GRACE):
 
         n = x.shape[0]
         adj = dense_adjacency(edge_index, n).to(x.dtype).clamp(max=1.0).fill_diagonal_(0.0)
-        adj = torch.maximum(adj, adj.t())  # the subgraph of an undirected graph: symmetric 0/1 already
+        adj = torch.maximum(adj, adj.t())  # a graph given with one direction per edge is read as undirected
         budget = self.edge_budget_ratio * float(adj.triu(1).sum())
 
         def contrast(x_perturbed: Tensor, adj_perturbed: Tensor) -> Tensor:
