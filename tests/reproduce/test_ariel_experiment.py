@@ -64,6 +64,16 @@ def _verdicts(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {c.claim: c.verdict for c in verdicts}
 
 
+def test_a_collapsed_ariel_makes_the_robustness_claims_untestable() -> None:
+    collapsed = _rows("csbm", 0.05, 0.0, 0.05)
+    for row in collapsed:  # ARIEL at the untrained encoder's accuracy, losing nothing to the attack
+        if row["arm"] == "ariel-csbm":
+            row["metrics"]["accuracy"] = 0.70 + 0.001 * row["seed"]
+    verdicts = _verdicts(collapsed)
+    assert verdicts[next(k for k in verdicts if "PGD edge attack (20 %)" in k)] == "untestable"
+    assert verdicts[next(k for k in verdicts if k.startswith("ARIEL beats GRACE (whole graph)"))] == "not reproduced"
+
+
 def test_claims_are_untestable_when_grace_does_not_work_or_the_attack_does_not_bite() -> None:
     broken = _verdicts(_rows("csbm", 0.0, 0.05, 0.05))  # GRACE no better than the untrained encoder
     assert broken[next(k for k in broken if k.startswith("ARIEL beats GRACE (whole graph)"))] == "untestable"
