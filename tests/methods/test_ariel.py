@@ -68,6 +68,19 @@ def test_the_attack_raises_the_contrastive_loss_of_the_gcn() -> None:
     assert adv.budget == pytest.approx(0.2 * graph.edge_index.shape[1] / 2)
 
 
+def test_the_regulariser_joins_the_loss_with_its_weight() -> None:
+    graph = two_blocks()
+    model = make(eps=0.0, lamb=2.0)
+    out = model.training_step(Batch(graph=graph))
+    (x1, e1), (x2, e2) = model.views(Batch(graph=graph), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        u1, u2, u0 = model.project(x1, e1), model.project(x2, e2), model.project(graph.x, graph.edge_index)
+    assert torch.allclose(out["info_reg"], information_regulariser(u1, u2, u0, 0.5), atol=1e-6)
+    assert torch.allclose(out["loss"], out["nce"] + 2.0 * out["info_reg"], atol=1e-6)
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.backbone.parameters())
+
+
 def test_curriculum_weight() -> None:
     model = make(eps=1.0, curriculum_gamma=1.1, curriculum_period=20)
     assert model.adversarial_weight(0) == 1.0 and model.adversarial_weight(18) == 1.0

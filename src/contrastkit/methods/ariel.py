@@ -176,8 +176,9 @@ class ARIEL(GRACE):
         out: dict[str, Tensor] = {"nce": nce.detach()}
         loss = nce
         if self.lamb > 0:
-            regulariser = information_regulariser(u1, u2, self.project(graph.x, graph.edge_index), self.temperature,
-                                                  self.info_reg_form)  # fmt: skip
+            with torch.no_grad():  # R stops the gradient at s_10 and s_20: u_0 needs no graph
+                u0 = self.project(graph.x, graph.edge_index)
+            regulariser = information_regulariser(u1, u2, u0, self.temperature, self.info_reg_form)
             loss = loss + self.lamb * regulariser
             out["info_reg"] = regulariser.detach()
         eps_t = self.adversarial_weight(step)
