@@ -186,7 +186,7 @@ def write_reproduction_report(
     for i, arm in enumerate(experiment.arms):
         note = " (baseline)" if i == 0 else ""
         rerun = f"`{_cell(experiment.rerun_command(arm, 0, quick))}`"
-        if experiment.arm_command is not None:
+        if experiment.arm_command is not None and arm.setting.get("train", True):  # an untrained arm has no recipe
             rerun += f"<br>`{_cell(experiment.arm_command(arm, 0, quick))}`"
         setting = _cell(json.dumps(dict(arm.setting), sort_keys=True))
         lines.append(f"| {_cell(arm.name)}{note} | {rerun} | `{setting}` |")
