@@ -210,15 +210,20 @@ def evaluate_run(
             record["baseline_features"] = kind_texts
         record["seconds"] = round(time.perf_counter() - begun, 1)
         records[name] = record
+    _save_records(run_dir, which, records)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    show.say(f"evaluation: {result['seconds']:.0f} s")
+    return result
+
+
+def _save_records(run_dir: str | Path, which: str, records: dict[str, dict[str, Any]]) -> None:
+    """Merge ``records`` (by protocol, for checkpoint ``which``) into ``evaluation.json``; rewrite the report."""
     evaluation = read_evaluation(run_dir)
     evaluation["run_dir"] = str(run_dir)
     for name, record in records.items():
         evaluation["evaluations"].setdefault(name, {})[which] = record
     atomic_write_text(Path(run_dir) / EVALUATION_FILE, json.dumps(evaluation, indent=2) + "\n")
     update_report_evaluation(run_dir)
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    show.say(f"evaluation: {result['seconds']:.0f} s")
-    return result
 
 
 def _evaluate_graph_run(run_dir: str | Path, cfg: Config, checkpoint: dict[str, Any], train: GraphDataset,
@@ -230,11 +235,7 @@ def _evaluate_graph_run(run_dir: str | Path, cfg: Config, checkpoint: dict[str, 
     method = method_of(cfg, checkpoint, train)
     untrained = untrained_method(cfg, train) if baselines else None
     record = node_classification_record(method, untrained, train.graph, cfg.trainer.seed, which, checkpoint["step"])
-    evaluation = read_evaluation(run_dir)
-    evaluation["run_dir"] = str(run_dir)
-    evaluation["evaluations"].setdefault(GRAPH_PROTOCOL, {})[which] = record
-    atomic_write_text(Path(run_dir) / EVALUATION_FILE, json.dumps(evaluation, indent=2) + "\n")
-    update_report_evaluation(run_dir)
+    _save_records(run_dir, which, {GRAPH_PROTOCOL: record})
     result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": which, "step": checkpoint["step"]}
     result["metrics"], result["protocols"] = dict(record["metrics"]), dict(record["protocols"])
     for metric, values in record.get("baselines", {}).items():
