@@ -73,8 +73,10 @@ def main() -> None:
                     nce = float(grace_loss(u1, u2, method.temperature))
                     adv_nce = float(grace_loss(u1, u_adv, method.temperature))
                 method.train()
-                print(f"{arm.name} step {step}: mean_cos {mean_cos:.4f} nce {nce:.4f} adv_nce {adv_nce:.4f} "
-                      f"(log(2n-1) = {math.log(2 * n - 1):.4f}; {time.perf_counter() - start:.0f} s)")
+                print(
+                    f"{arm.name} step {step}: mean_cos {mean_cos:.4f} nce {nce:.4f} adv_nce {adv_nce:.4f} "
+                    f"(log(2n-1) = {math.log(2 * n - 1):.4f}; {time.perf_counter() - start:.0f} s)"
+                )
             if step < max(args.at):
                 engine.step()
 
