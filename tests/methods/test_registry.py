@@ -47,6 +47,19 @@ def test_the_built_in_recipes_are_registered() -> None:
     assert method_config_class({}) is SimCLRConfig and isinstance(Config().method, SimCLRConfig)  # the default
 
 
+def test_every_method_key_is_documented_in_docs_configs_md() -> None:
+    """The ``method`` row of docs/configs.md names every built-in method and every key of its section."""
+    import dataclasses
+
+    row = next(
+        line for line in (ROOT / "docs" / "configs.md").read_text().splitlines() if line.startswith("| `method`")
+    )
+    built_in = {name: r.config for name, r in recipes().items() if r.config.__module__.startswith("contrastkit.")}
+    names = [f"`{name}`" for name in built_in]
+    keys = [f"{name}.{f.name}" for name, config in built_in.items() for f in dataclasses.fields(config)]
+    assert [n for n in names if n not in row] == [] and [k for k in keys if f"`{k.split('.')[1]}`" not in row] == []
+
+
 IMAGE_RECIPES = sorted(name for name, recipe in recipes().items() if recipe.inputs == "images")
 GRAPH_RECIPES = sorted(name for name, recipe in recipes().items() if recipe.inputs == "graph")
 
