@@ -14,6 +14,7 @@ arm's ``data.batch_size`` nodes, with the model in eval mode:
 A diagnostic, not a verdict: it shows whether training moves the encoder away from its (near-constant) start.
 
     python benchmarks/ariel_start_state.py --dataset csbm --arms grace-sub ariel ariel-edges --at 0 10 50 200 500
+    python benchmarks/ariel_start_state.py --dataset csbm --arms ariel --set method.attack_variant=www2022
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=["grace-sub", "ariel", "ariel-edges"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--at", type=int, nargs="+", default=[0, 10, 50, 200, 500])
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides added to every arm, e.g. method.attack_variant=www2022")  # fmt: skip
     args = parser.parse_args()
     from torch_geometric.utils import subgraph
 
@@ -41,11 +44,11 @@ def main() -> None:
     from contrastkit.reproduce.experiments._ariel_setup import ARMS
     from contrastkit.train.builders import build_engine
 
-    print(f"dataset {args.dataset}, seed {args.seed}")
+    print(f"dataset {args.dataset}, seed {args.seed}, overrides {args.set}")
     for name in args.arms:
         arm = next(a for a in ARMS[args.dataset] if a.name == f"{name}-{args.dataset}")
         cfg = arm_config(f"ariel_{args.dataset}", arm, args.seed, False,
-                         extra=[f"trainer.max_steps={max(max(args.at), 1)}"])  # fmt: skip
+                         extra=[*args.set, f"trainer.max_steps={max(max(args.at), 1)}"])  # fmt: skip
         engine, module, data = build_engine(cfg)
         method, graph = module.method, data.train.graph
         if not isinstance(method, ARIEL):
