@@ -17,6 +17,7 @@ from contrastkit.augment import (
     RandomResizedCrop,
     Solarize,
     ViewPipeline,
+    local_crop_pipeline,
     mocov2_views,
     multi_view,
     simclr_views,
@@ -46,9 +47,7 @@ def test_simclr_preset_composition() -> None:
     assert [type(op) for op in rgb.ops] == [RandomResizedCrop, ColorJitter, RandomGrayscale]
     assert rgb.ops[0].scale == (0.08, 1.0)
     jit = rgb.ops[1]
-    assert (
-        jit.p == 0.8 and jit.hue == pytest.approx((-0.1, 0.1)) and jit.saturation == pytest.approx((0.6, 1.4))
-    )
+    assert jit.p == 0.8 and jit.hue == pytest.approx((-0.1, 0.1)) and jit.saturation == pytest.approx((0.6, 1.4))
     assert rgb.ops[2].p == 0.2
     big = simclr_views(96, 3)
     assert isinstance(big.ops[-1], GaussianBlur) and big.ops[-1].kernel_size == 9
@@ -172,3 +171,16 @@ def test_pipeline_rejects_bad_input() -> None:
         simclr_views(0, 1)
     with pytest.raises(ValueError, match="channels"):
         mocov2_views(32, 0)
+
+
+def test_local_crop_pipeline_scales_the_crop_and_leaves_the_original() -> None:
+    crop = RandomResizedCrop(size=(12, 16), scale=(0.2, 1.0), hflip_p=0.5)
+    original = ViewPipeline([crop])
+    local = local_crop_pipeline(original, 0.5)
+    view = local(torch.rand(3, 1, 24, 32), generator=torch.Generator().manual_seed(0))
+    assert view.shape == (3, 1, 6, 8) and local.ops[0].scale == (0.1, 0.5) and local.ops[0].hflip_p == 0.5
+    assert crop.size == (12, 16) and crop.scale == (0.2, 1.0) and local.ops[0] is not crop
+    with pytest.raises(ValueError, match="RandomResizedCrop"):
+        local_crop_pipeline(ViewPipeline([]), 0.5)
+    with pytest.raises(ValueError, match="ratio must be in"):
+        local_crop_pipeline(original, 1.5)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrastkit.augment import RandomResizedCrop, ViewPipeline
 from contrastkit.cluster import ClusterLevel
 from contrastkit.data.batch import Batch
 from contrastkit.data.sources import TensorSource
@@ -120,3 +121,88 @@ def test_bad_switches_fail_in_one_line() -> None:
         make(mask_fill="drop")
     with pytest.raises(ValueError, match="strictly decreasing"):
         make(num_clusters=(4, 8))
+
+
+def multi_crop_step(model: HCSC, local_views: int) -> dict[str, torch.Tensor]:
+    """A step whose local "crops" are the query images themselves (identity pipelines), so every term is known."""
+    model.local_views = [ViewPipeline([]) for _ in range(local_views)]
+    x = model.images[:8]  # type: ignore[attr-defined,index]
+    return model.training_step(Batch(views=(x, x.flip(-1), *[x] * local_views), indices=torch.arange(8)))
+
+
+def test_multi_crop_adds_one_query_term_per_local_view() -> None:
+    """MoCo + 2 local views equal to the query view: L_local = 2 x InfoNCE(q, k, queue), and L sums all terms."""
+    model = make(instance_selection=False, prototype_selection=False, prototype_loss=False, local_crop_ratios=())
+    k, _ = model.keys(model.images[:8].flip(-1))  # type: ignore[attr-defined,index]
+    _, q = model.queries(model.images[:8])  # type: ignore[attr-defined,index]
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ model.queue.T], 1) / model.temperature
+    out = multi_crop_step(model, 2)
+    expected = 2 * F.cross_entropy(logits, torch.zeros(8, dtype=torch.long))
+    assert torch.allclose(out["loss_local"], expected, atol=1e-12) and float(out["loss_local_prototype"]) == 0.0
+    parts = out["loss_instance"] + out["loss_prototype"] + out["loss_local"] + out["loss_local_prototype"]
+    assert torch.allclose(out["loss"].detach(), parts, atol=1e-12)
+
+
+@pytest.mark.parametrize("selection_on_local", [True, False])
+def test_local_views_reuse_the_instance_masks_only_with_selection_on_local(selection_on_local: bool) -> None:
+    model = make(prototype_loss=False, mask_fill="neg_inf", selection_on_local=selection_on_local)
+    epoch(model, 1)
+    plain = make(instance_selection=False, prototype_loss=False)
+    epoch(plain, 1)
+    out, reference = multi_crop_step(model, 3), multi_crop_step(plain, 0)
+    expected = 3 * (out["loss_instance"] if selection_on_local else reference["loss_instance"])
+    assert torch.allclose(out["loss_local"], expected, atol=1e-12)
+    assert not torch.allclose(out["loss_instance"], reference["loss_instance"])  # the masks do change the loss
+
+
+def test_local_prototype_terms_draw_fresh_masks_per_view() -> None:
+    """Without prototype selection a local view equal to the query view repeats L_proto exactly; with it, each
+    local view draws its own prototype masks (as the official code does), so the terms differ."""
+    pcl = make(instance_selection=False, prototype_selection=False)
+    epoch(pcl, 1)
+    out = multi_crop_step(pcl, 2)
+    assert float(out["loss_prototype"]) > 0
+    assert torch.allclose(out["loss_local_prototype"], 2 * out["loss_prototype"], atol=1e-12)
+    hcsc = make(mask_fill="neg_inf")
+    epoch(hcsc, 1)
+    out = multi_crop_step(hcsc, 2)
+    assert not torch.allclose(out["loss_local_prototype"], 2 * out["loss_prototype"], atol=1e-6)
+
+
+def test_multi_crop_draws_smaller_local_views_from_the_images() -> None:
+    class Pooled(nn.Module):
+        num_features = 12
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.adaptive_avg_pool2d(x, (3, 4)).flatten(1)
+
+    torch.manual_seed(0)
+    views = ViewPipeline([RandomResizedCrop(size=(12, 16), scale=(0.2, 1.0))])
+    model = HCSC(Pooled(), views, num_clusters=(8, 4), queue_size=32, key_batch_norm="plain", projection_dim=D,
+                 hidden_dim=6, local_crop_ratios=(0.5, 0.25)).double()  # fmt: skip
+    assert [v.ops[0].size for v in model.local_views] == [(6, 8), (3, 4)]
+    images = torch.rand(8, 1, 12, 16, dtype=torch.float64)
+    params = list(model.projection_head.parameters())
+    torch.manual_seed(1)
+    out = model.training_step(Batch(images=images, indices=torch.arange(8)))
+    assert torch.isfinite(out["loss"]) and float(out["loss_local"]) > 0
+    with_local = torch.autograd.grad(out["loss"], params)
+    local_views, model.local_views = model.local_views, []
+    torch.manual_seed(1)  # the same global views (they are drawn before the local ones)
+    without = torch.autograd.grad(model.training_step(Batch(images=images, indices=torch.arange(8)))["loss"], params)
+    assert not torch.allclose(with_local[0], without[0])  # the local queries train the query encoder
+    model.local_views = local_views
+    assert [tuple(v.shape[-2:]) for v in model.make_views(images)] == [(12, 16), (12, 16), (6, 8), (3, 4)]
+    with pytest.raises(ValueError, match="needs 4 views per batch, got 2"):
+        model.training_step(Batch(views=(images, images.flip(-1)), indices=torch.arange(8)))
+
+
+def test_multi_crop_config_is_checked() -> None:
+    from contrastkit.method_registry import ConfigError
+    from contrastkit.methods.hcsc import HCSCConfig
+
+    HCSCConfig(local_crop_ratios=[6 / 7, 3 / 7]).check()
+    with pytest.raises(ConfigError, match=r"local_crop_ratios\[1\] must lie in \(0.0, 1.0\]"):
+        HCSCConfig(local_crop_ratios=[0.5, 0.0]).check()
+    with pytest.raises(ValueError, match="local crops with 3 levels"):
+        make(local_crop_ratios=[0.5] * 11)

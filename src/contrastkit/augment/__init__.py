@@ -31,7 +31,7 @@ from contrastkit.augment.geometry import (
 )
 from contrastkit.augment.graph import drop_edges, flip_random_edges, graph_views, mask_features
 from contrastkit.augment.graph_attack import AdversarialGraph, pgd_graph_attack, project_budget
-from contrastkit.augment.pipeline import ViewPipeline, multi_view
+from contrastkit.augment.pipeline import ViewPipeline, local_crop_pipeline, multi_view
 from contrastkit.augment.pixel import GaussianNoise, Normalize
 from contrastkit.augment.presets import mocov2_views, noise_views, simclr_views
 
@@ -54,6 +54,7 @@ __all__ = [
     "gaussian_kernels_1d",
     "luma",
     "mocov2_views",
+    "local_crop_pipeline",
     "multi_view",
     "noise_views",
     "resample_crops",

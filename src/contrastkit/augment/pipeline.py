@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -24,9 +25,7 @@ class ViewPipeline(nn.Module):
         super().__init__()
         for i, op in enumerate(ops):
             if not isinstance(op, nn.Module):
-                raise ValueError(
-                    f"ops[{i}] must be an nn.Module taking (x, generator), got {type(op).__name__}"
-                )
+                raise ValueError(f"ops[{i}] must be an nn.Module taking (x, generator), got {type(op).__name__}")
         self.ops = nn.ModuleList(ops)
         self.last_params: CropParams | None = None
 
@@ -50,9 +49,7 @@ class ViewPipeline(nn.Module):
 
 
 def _describe(op: nn.Module) -> str:
-    fields = {
-        k: v for k, v in vars(op).items() if not k.startswith("_") and k not in ("training", "last_params")
-    }
+    fields = {k: v for k, v in vars(op).items() if not k.startswith("_") and k not in ("training", "last_params")}
     return f"{type(op).__name__}({', '.join(f'{k}={v}' for k, v in fields.items())})"
 
 
@@ -83,3 +80,21 @@ def multi_view(
         views.append(view)
         params.append(p)
     return (views, params) if return_params else views
+
+
+def local_crop_pipeline(pipeline: ViewPipeline, ratio: float) -> ViewPipeline:
+    """A copy of ``pipeline`` for a multi-crop *local* view (SwAV, Caron et al. 2020; HCSC, Guo et al. 2022):
+    every :class:`RandomResizedCrop` outputs ``ratio`` times its side and draws its area fraction from
+    ``ratio`` times its range, ``(low r, high r)`` (HCSC's 96-px crops of 224-px views: ``r = 3/7``, scale
+    ``(0.086, 0.429)`` from ``(0.2, 1)``). The other ops are copied unchanged; ``pipeline`` itself is not changed.
+    Shapes: ``[B, C, H, W] -> [B, C, round(r h), round(r w)]`` where ``pipeline`` gives ``[B, C, h, w]``."""
+    if not 0 < ratio <= 1:
+        raise ValueError(f"a local crop's ratio must be in (0, 1], got {ratio!r} (e.g. 3/7 for 96 of 224 px)")
+    local = copy.deepcopy(pipeline)
+    crops = [op for op in local.ops if isinstance(op, RandomResizedCrop)]
+    if not crops:
+        raise ValueError("multi-crop needs a view pipeline with a RandomResizedCrop (an augment preset that crops)")
+    for crop in crops:
+        crop.size = tuple(max(1, round(ratio * side)) for side in crop.size)
+        crop.scale = (crop.scale[0] * ratio, crop.scale[1] * ratio)
+    return local

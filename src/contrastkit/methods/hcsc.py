@@ -23,7 +23,15 @@ prototype loss on is PCL on the hierarchy (``method.name: pcl``); all off is MoC
 
 Masks are drawn from a generator seeded by ``(trainer.seed, key step, level)`` for the global batch, so DDP
 processes draw the rows one process would. Under DDP every process embeds the training set and rank 0's clustering
-is broadcast, so all ranks hold the same prototypes. Multi-crop (paper §3.4) is not implemented.
+is broadcast, so all ranks hold the same prototypes.
+
+**Multi-crop** (paper section 3.4; off by default): ``local_crop_ratios`` ``(r_1, ..., r_V)`` adds V local views,
+each the query view's pipeline at ``r_v`` times its side and crop area (:func:`contrastkit.augment.local_crop_pipeline`;
+the official 192/160/128/96 px of 224: ``(6/7, 5/7, 4/7, 3/7)``). Each local query ``q_v`` is contrasted with the same
+key and queue, ``L_local = sum_v InfoNCE(q_v)``; with ``selection_on_local`` (the code's default is off) and a
+hierarchy, the global step's instance masks are reused, ``L_local = sum_v reduce_l InfoNCE_l(q_v)``. With the
+prototype loss on, ``L_local_proto = sum_v reduce_l CE_l(q_v)`` with fresh prototype masks per view, as the code
+does. ``L = L_ins + L_proto + L_local + L_local_proto``.
 """
 
 from __future__ import annotations
@@ -37,9 +45,9 @@ import torch
 from torch import Tensor
 
 from contrastkit import distributed
-from contrastkit.augment import ViewPipeline
+from contrastkit.augment import ViewPipeline, local_crop_pipeline
 from contrastkit.cluster import BACKENDS, ClusterLevel, hierarchical_kmeans
-from contrastkit.data.batch import Batch
+from contrastkit.data.batch import Batch, as_batch
 from contrastkit.losses.selective import (
     LEVEL_REDUCTIONS,
     MASK_FILLS,
@@ -49,12 +57,20 @@ from contrastkit.losses.selective import (
     reduce_levels,
     selective_info_nce,
 )
-from contrastkit.method_registry import BuildContext, register_method, require_at_least, require_choice
+from contrastkit.method_registry import (
+    BuildContext,
+    register_method,
+    require_at_least,
+    require_choice,
+    require_in_range,
+)
 from contrastkit.methods._two_views import two_views_of
 from contrastkit.methods.base import EpochContext, FitContext
 from contrastkit.methods.moco import MoCo, MoCoConfig, moco_options
 
 __all__ = ["HCSC", "HCSCConfig", "PCLConfig", "keep_rates_by_class"]
+
+_STREAMS = 64  # random streams per key step: 2 per level (instance, prototype masks) per view (query + locals)
 
 
 class HCSC(MoCo):
@@ -77,6 +93,8 @@ class HCSC(MoCo):
         kmeans_backend: str = "auto",
         kmeans_niter: int = 20,
         kmeans_nredo: int = 5,
+        local_crop_ratios: Sequence[float] = (),
+        selection_on_local: bool = False,
         **moco: Any,
     ) -> None:
         super().__init__(backbone, views, **moco)
@@ -98,6 +116,12 @@ class HCSC(MoCo):
         self.prototype_level_reduction = prototype_level_reduction
         self.include_highest_cluster_id = include_highest_cluster_id
         self.kmeans = {"backend": kmeans_backend, "niter": int(kmeans_niter), "nredo": int(kmeans_nredo)}
+        if 2 * len(sizes) * (len(local_crop_ratios) + 1) > _STREAMS:
+            raise ValueError(f"at most {_STREAMS // (2 * len(sizes)) - 1} local crops with {len(sizes)} levels")
+        if local_crop_ratios and views is None:
+            raise ValueError("local_crop_ratios needs a view pipeline (views=...) to draw the local crops from")
+        self.local_views = [local_crop_pipeline(views, float(r)) for r in local_crop_ratios]  # type: ignore[arg-type]
+        self.selection_on_local = bool(selection_on_local)
         dim = self.queue.shape[1]
         for level, k in enumerate(sizes):
             self.register_buffer(f"centroids_{level}", torch.zeros(k, dim))
@@ -167,9 +191,15 @@ class HCSC(MoCo):
 
     # ------------------------------------------------------------------------------------------- training
 
+    def make_views(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, ...]:
+        """The query and key views ``[B, C, H, W]`` of ``images``, then one local view per local crop ratio
+        ``[B, C, round(r H), round(r W)]`` (none without multi-crop)."""
+        views = super().make_views(images, generator)
+        return (*views, *(pipeline(images, generator=generator) for pipeline in self.local_views))
+
     def _uniforms(self, rows: int, cols: int, local_rows: int, stream: int) -> Tensor:
         """Uniforms ``[local_rows, cols]``: this rank's rows of a draw for the global batch (DDP = one process)."""
-        seed = (self.seed * 1_000_003 + int(self.key_steps) * 64 + stream) % 2**63
+        seed = (self.seed * 1_000_003 + int(self.key_steps) * _STREAMS + stream) % 2**63
         draw = torch.rand(rows, cols, generator=torch.Generator().manual_seed(seed))
         start = distributed.rank_offset(local_rows)
         return draw[start : start + local_rows].to(self.queue.device)
@@ -177,41 +207,82 @@ class HCSC(MoCo):
     def training_step(self, batch: Batch | Tensor | tuple[Tensor, ...]) -> dict[str, Tensor]:
         """MoCo v2's step plus the selective instance and prototype losses once the hierarchy exists.
 
-        Returns ``{"loss", "loss_instance", "loss_prototype", "embeddings"}`` and the last selection diagnostic.
+        Returns ``{"loss", "loss_instance", "loss_prototype", "embeddings"}`` (with multi-crop also
+        ``"loss_local"`` and ``"loss_local_prototype"``) and the last selection diagnostic.
         """
+        batch = as_batch(batch)
+        if not batch.views and batch.images is not None:  # draw the local views with the two global ones
+            batch = batch.replace(views=tuple(self.make_views(batch.images)))
         batch, view_q, view_k = two_views_of("HCSC", batch, self.make_views)
+        local_views = batch.views[2:]
+        if len(local_views) != len(self.local_views):
+            wanted = 2 + len(self.local_views)
+            raise ValueError(f"HCSC with {len(self.local_views)} local crops needs {wanted} views per batch, got "
+                             f"{len(batch.views)}: draw them with method.make_views(images)")  # fmt: skip
         features, q = self.queries(view_q)
         k, everyone = self.keys(view_k)
-        positive, negatives = self.instance_logits(q, k)
         ready = bool(self.hierarchy_ready)
         if ready and batch.indices is None:
             raise ValueError("HCSC needs the dataset index of every item (Batch.indices): use a data source")
         rows, b = everyone.shape[0], q.shape[0]
-        instance, prototype = [], []
+        owns, masks = [], []
         for level in range(len(self.num_clusters)) if ready else ():
             lv = self.level(level)
-            own = lv.assignments[batch.indices.to(lv.assignments.device)]  # type: ignore[union-attr]
+            owns.append(lv.assignments[batch.indices.to(lv.assignments.device)])  # type: ignore[union-attr]
             if self.instance_selection:
-                keep = instance_keep_probability(self.queue, lv.centroids, lv.concentration, own)
-                mask = self._uniforms(rows, keep.shape[1], b, 2 * level) < keep
-                instance.append(selective_info_nce(positive, negatives, mask, mask_fill=self.mask_fill))
-            if self.prototype_loss:
-                prototype.append(self._prototype_loss(q, own, level, batch.indices, rows))  # type: ignore[arg-type]
+                keep = instance_keep_probability(self.queue, lv.centroids, lv.concentration, owns[-1])
+                masks.append(self._uniforms(rows, keep.shape[1], b, 2 * level) < keep)
+        loss_instance, loss_prototype = self.query_losses(q, k, owns, masks, batch.indices, rows)
+        loss = loss_instance + loss_prototype
+        out = {"loss_instance": loss_instance.detach(), "loss_prototype": loss_prototype.detach()}
+        if local_views:
+            local_instance, local_prototype = q.new_zeros(()), q.new_zeros(())
+            for v, view in enumerate(local_views):
+                local_masks = masks if self.selection_on_local else []
+                terms = self.query_losses(self.queries(view)[1], k, owns, local_masks, batch.indices, rows, v + 1)
+                local_instance, local_prototype = local_instance + terms[0], local_prototype + terms[1]
+            loss = loss + local_instance + local_prototype
+            out.update(loss_local=local_instance.detach(), loss_local_prototype=local_prototype.detach())
+        self.remember(everyone, batch.indices)
+        out.update(loss=loss, embeddings=features.detach())
+        out.update({key: torch.tensor(value) for key, value in self.mechanism.items()})
+        return out
+
+    def query_losses(
+        self,
+        q: Tensor,
+        k: Tensor,
+        owns: Sequence[Tensor],
+        masks: Sequence[Tensor],
+        indices: Tensor | None,
+        rows: int,
+        view: int = 0,
+    ) -> tuple[Tensor, Tensor]:
+        """``(L_ins, L_proto)`` of the queries ``q`` ``[b, d]`` against the keys ``k`` ``[b, d]`` and the queue.
+
+        ``owns[l]`` ``[b]`` are the queries' level-l prototypes (empty: no hierarchy yet, plain InfoNCE and no
+        prototype term); ``masks[l]`` ``[b, K]`` the level-l instance keep masks (empty: no selection).
+        ``L_ins = reduce_l InfoNCE(q, k, queue; masks[l])``, ``L_proto = reduce_l CE_l(q)``; ``view`` (0 = the
+        query view, v >= 1 = local view v) picks the random stream of the prototype masks."""
+        positive, negatives = self.instance_logits(q, k)
+        instance = [selective_info_nce(positive, negatives, mask, mask_fill=self.mask_fill) for mask in masks]
         loss_instance = (
             reduce_levels(instance, self.instance_level_reduction)
             if instance
             else selective_info_nce(positive, negatives, None)
         )
-        loss_prototype = reduce_levels(prototype, self.prototype_level_reduction) if prototype else q.new_zeros(())
-        self.remember(everyone, batch.indices)
-        out = {"loss": loss_instance + loss_prototype, "loss_instance": loss_instance.detach(),
-               "loss_prototype": loss_prototype.detach(), "embeddings": features.detach()}  # fmt: skip
-        out.update({key: torch.tensor(value) for key, value in self.mechanism.items()})
-        return out
+        if not (owns and self.prototype_loss):
+            return loss_instance, q.new_zeros(())
+        stream = 2 * len(self.num_clusters) * view
+        prototype = [self._prototype_loss(q, own, level, indices, rows, stream) for level, own in enumerate(owns)]
+        return loss_instance, reduce_levels(prototype, self.prototype_level_reduction)
 
-    def _prototype_loss(self, q: Tensor, own: Tensor, level: int, indices: Tensor, rows: int) -> Tensor:
+    def _prototype_loss(
+        self, q: Tensor, own: Tensor, level: int, indices: Tensor | None, rows: int, stream: int = 0
+    ) -> Tensor:
         """PCSC (or PCL without selection) at ``level``: CE of the own prototype against the shared negatives."""
         lv = self.level(level)
+        assert indices is not None  # the hierarchy needs dataset indices (checked in training_step)
         batch_positives = lv.assignments[distributed.gather_no_grad(indices.to(lv.assignments.device))]
         candidates = negative_prototype_ids(
             lv.centroids.shape[0], batch_positives, include_highest_cluster_id=self.include_highest_cluster_id,
@@ -226,7 +297,7 @@ class HCSC(MoCo):
             keep = prototype_keep_probability(
                 lv.centroids[candidates], upper.centroids, upper.concentration, lv.parents[own]
             )
-            mask = self._uniforms(rows, keep.shape[1], q.shape[0], 2 * level + 1) < keep
+            mask = self._uniforms(rows, keep.shape[1], q.shape[0], stream + 2 * level + 1) < keep
         return selective_info_nce(positive, negatives, mask, mask_fill=self.mask_fill)
 
 
@@ -279,9 +350,13 @@ class HCSCConfig(MoCoConfig):
     kmeans_backend: str = "auto"
     kmeans_niter: int = 20
     kmeans_nredo: int = 5
+    local_crop_ratios: list[float] = field(default_factory=list)  # multi-crop off; official: [6/7, 5/7, 4/7, 3/7]
+    selection_on_local: bool = False
 
     def check(self, where: str = "method") -> None:
         super().check(where)
+        for i, ratio in enumerate(self.local_crop_ratios):
+            require_in_range(f"{where}.local_crop_ratios[{i}]", ratio, 0.0, 1.0, interval="(]")
         require_at_least(f"{where}.warmup_epochs", self.warmup_epochs, 0)
         require_at_least(f"{where}.kmeans_niter", self.kmeans_niter, 1)
         require_at_least(f"{where}.kmeans_nredo", self.kmeans_nredo, 1)
@@ -309,7 +384,8 @@ def build_hcsc(cfg: HCSCConfig, ctx: BuildContext) -> HCSC:
         instance_level_reduction=cfg.instance_level_reduction,
         prototype_level_reduction=cfg.prototype_level_reduction,
         include_highest_cluster_id=cfg.include_highest_cluster_id, kmeans_backend=cfg.kmeans_backend,
-        kmeans_niter=cfg.kmeans_niter, kmeans_nredo=cfg.kmeans_nredo, **moco_options(cfg),
+        kmeans_niter=cfg.kmeans_niter, kmeans_nredo=cfg.kmeans_nredo, local_crop_ratios=cfg.local_crop_ratios,
+        selection_on_local=cfg.selection_on_local, **moco_options(cfg),
     )  # fmt: skip
 
 
